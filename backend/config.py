@@ -54,9 +54,32 @@ class Settings:
     smtp_security: str = "none"  # none | starttls | tls
     smtp_timeout_seconds: float = 10.0
 
+    # Outbox delivery: retries with exponential backoff and jitter; a claimed row
+    # is leased so two deliverers never send it at the same time.
+    outbox_batch_size: int = 50
+    outbox_max_attempts: int = 10
+    outbox_backoff_base_seconds: float = 30.0
+    outbox_backoff_max_seconds: float = 3600.0
+    outbox_claim_seconds: int = 120
+    # Per care team and hour; urgent alert emails are never held back by the cap.
+    email_team_hourly_cap: int = 30
+
+    # --- alerts
+    alert_renotify_hours: float = 4.0  # urgent alerts nobody acknowledged are emailed again
+    alert_auto_resolve: bool = True  # resolve evaluation alerts once their condition clears
+    patient_reminder_emails: bool = True
+
     # --- scheduler
     scheduler_lease_seconds: int = 30
+    scheduler_renew_seconds: int = 10
     heartbeat_stale_seconds: int = 120
+    scheduler_evaluate_seconds: int = 60
+    scheduler_deliver_seconds: int = 5
+    scheduler_maintenance_seconds: int = 300
+    scheduler_reminder_seconds: int = 3600
+    scheduler_nightly_hour_utc: int = 2
+    scheduler_digest_weekday: int = 0  # Monday
+    scheduler_digest_hour_utc: int = 7
 
     log_level: str = "INFO"
 
