@@ -1,0 +1,80 @@
+"""lamtrack: home monitoring of sirolimus therapy for LAM."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from flask import Flask, Response, g, request
+from flask_smorest import Api
+
+from backend.config import Settings
+
+API_VERSION = "1.0.0"
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.update(
+        API_TITLE="lamtrack API",
+        API_VERSION=API_VERSION,
+        OPENAPI_VERSION="3.0.3",
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        JSON_SORT_KEYS=False,
+    )
+    logging.basicConfig(level=settings.log_level)
+
+    from backend import errors, limits, web
+    from backend.db import make_engine, make_sessionmaker
+
+    engine = make_engine(settings.database_url)
+    app.extensions["lamtrack.settings"] = settings
+    app.extensions["lamtrack.engine"] = engine
+    app.extensions["lamtrack.sessionmaker"] = make_sessionmaker(engine)
+    web.init_app(app)
+    limits.init_app(app, settings.rate_limit_storage_url)
+
+    api = Api(app, spec_kwargs={
+        "info": {"description": "Patient data, trends and care-team alerts for sirolimus therapy "
+                                "in LAM. Errors are application/problem+json (RFC 9457)."},
+        "components": {"securitySchemes": {
+            "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+        "security": [{"bearerAuth": []}],
+    })
+    register_blueprints(api)
+    errors.init_app(app)
+
+    @app.before_request
+    def _request_id() -> None:
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else str(uuid.uuid4())
+
+    @app.after_request
+    def _headers(resp: Response) -> Response:
+        resp.headers["X-Request-ID"] = g.get("request_id", "")
+        resp.headers["Cache-Control"] = "no-store"
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        return resp
+
+    return app
+
+
+def register_blueprints(api: Api) -> None:
+    from backend import health, stream_routes
+    from backend.auth.routes import blp as auth_blp
+    from backend.patients.routes import blp as patients_blp
+
+    for name, schema in stream_routes.ITEM_SCHEMAS:
+        if name not in api.spec.components.schemas:
+            api.spec.components.schema(name, schema=schema)
+    api.register_blueprint(health.blp)
+    api.register_blueprint(auth_blp)
+    api.register_blueprint(patients_blp)
+    api.register_blueprint(stream_routes.blp)
+    try:
+        from backend.alerts.routes import blp as alerts_blp
+    except ImportError:  # the alerts feature lands separately
+        alerts_blp = None
+    if alerts_blp is not None:
+        api.register_blueprint(alerts_blp)

@@ -1,0 +1,87 @@
+"""Who may touch which patient: the one place that decides.
+
+A patient reaches only her own record (`me` or her own id); a clinician only the
+patients of her care teams. Anything else is answered 404, the same as a record
+that does not exist, so ids cannot be probed.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+from typing import Any, Callable, TypeVar, cast
+
+from flask import g, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.auth.models import TeamMembership, User
+from backend.auth.tokens import ACCESS_TYP, decode_token
+from backend.errors import Forbidden, NotFound, Unauthorized
+from backend.patients.models import Patient
+from backend.web import Principal, db, settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def current_principal() -> Principal:
+    principal: Principal | None = g.get("principal")
+    if principal is None:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("A bearer access token is required.",
+                               headers={"WWW-Authenticate": "Bearer"})
+        claims = decode_token(settings(), token.strip(), expected_typ=ACCESS_TYP)
+        user = db().get(User, claims.subject)
+        if user is None or not user.is_active or user.role != claims.role:
+            raise Unauthorized("The token is not valid.", headers={"WWW-Authenticate": "Bearer"})
+        principal = Principal(user_id=user.id, role=user.role)
+        g.principal = principal
+    return principal
+
+
+def authenticated(func: F) -> F:
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        current_principal()
+        return func(*args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+def require_clinician() -> Principal:
+    principal = current_principal()
+    if not principal.is_clinician:
+        raise Forbidden("This operation is for clinicians.")
+    return principal
+
+
+def clinician_team_ids(session: Session, user_id: str) -> list[str]:
+    return list(
+        session.scalars(select(TeamMembership.team_id).where(TeamMembership.user_id == user_id))
+    )
+
+
+def load_patient_for(
+    session: Session, principal: Principal, pid: str, *, for_update: bool = False
+) -> Patient:
+    """The patient `pid` if `principal` may reach her, else NotFound."""
+    if principal.role == "patient":
+        stmt = select(Patient).where(Patient.user_id == principal.user_id)
+        if pid not in ("me",):
+            stmt = stmt.where(Patient.id == pid)
+    else:
+        if pid == "me":
+            raise NotFound("No such patient.")
+        stmt = select(Patient).where(
+            Patient.id == pid,
+            Patient.care_team_id.in_(
+                select(TeamMembership.team_id).where(TeamMembership.user_id == principal.user_id)
+            ),
+        )
+    if for_update:
+        stmt = stmt.with_for_update()
+    patient = session.scalars(stmt).one_or_none()
+    if patient is None:
+        raise NotFound("No such patient.")
+    return patient

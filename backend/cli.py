@@ -1,0 +1,114 @@
+"""The `lamtrack` command."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from backend.config import REPO_ROOT, Settings
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+@click.group()
+def main() -> None:
+    """lamtrack: home monitoring of sirolimus therapy for LAM."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=None, help="Default: $PORT or 8000.")
+@click.option("--workers", type=int, default=2, show_default=True)
+def serve(host: str, port: int | None, workers: int) -> None:
+    """Serve the API with gunicorn."""
+    port = port or _settings().port
+    os.execvp(sys.executable, [  # noqa: S606 - replaces this process with gunicorn
+        sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers),
+        "--access-logfile", "-", "--timeout", "60", "backend.wsgi:app"])
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+def alembic_config(database_url: str | None = None) -> object:
+    from alembic.config import Config
+
+    cfg = Config(str(REPO_ROOT / "migrations" / "alembic.ini"))
+    cfg.set_main_option("script_location", str(REPO_ROOT / "migrations"))
+    cfg.attributes["database_url"] = database_url or _settings().database_url
+    return cfg
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Bring the schema up to REVISION (default: head)."""
+    from alembic import command
+
+    url = _settings().database_url
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(url), revision)  # type: ignore[arg-type]
+    click.echo(f"database at {revision}")
+
+
+@main.command("create-team")
+@click.argument("name")
+def create_team(name: str) -> None:
+    """Create a care team; prints its id."""
+    from backend.auth.services import create_team as create
+    from backend.db import make_engine, make_sessionmaker, session_scope
+
+    with session_scope(make_sessionmaker(make_engine(_settings().database_url))) as session:
+        team = create(session, name=name)
+        team_id = team.id
+    click.echo(team_id)
+
+
+@main.command("create-clinician")
+@click.option("--team", "team_id", required=True, help="Care team id (from create-team).")
+@click.option("--email", required=True)
+def create_clinician(team_id: str, email: str) -> None:
+    """Create a clinician in a team (password from $LAMTRACK_PASSWORD or a prompt)."""
+    from backend.auth.services import create_clinician as create
+    from backend.db import make_engine, make_sessionmaker, session_scope
+    from backend.errors import APIError
+
+    password = os.environ.get("LAMTRACK_PASSWORD") or click.prompt(
+        "Password", hide_input=True, confirmation_prompt=True)
+    try:
+        with session_scope(make_sessionmaker(make_engine(_settings().database_url))) as session:
+            user = create(session, team_id=team_id, email=email, password=password)
+            user_id = user.id
+    except APIError as exc:
+        raise click.ClickException(str(exc.detail or exc.title)) from exc
+    click.echo(user_id)
+
+
+@main.command("export-openapi")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=str(REPO_ROOT / "openapi.yaml"),
+              show_default=True)
+def export_openapi(output: str) -> None:
+    """Write the OpenAPI document generated from the code."""
+    from backend.openapi import render_openapi
+
+    Path(output).write_text(render_openapi())
+    click.echo(f"wrote {output}")
+
+
+def _register_feature_commands() -> None:
+    try:
+        from backend.jobs_cli import register
+    except ImportError:  # scheduler commands land with the alerts feature
+        return
+    register(main)
+
+
+_register_feature_commands()

@@ -1,0 +1,14 @@
+"""Imports every model module, so that Base.metadata knows every table
+(Alembic autogenerate, `alembic check`, tests)."""
+
+from backend import audit  # noqa: F401
+from backend.auth import models as auth_models  # noqa: F401
+from backend.db import Base
+from backend.events import models as event_models  # noqa: F401
+from backend.medication import models as medication_models  # noqa: F401
+from backend.patients import models as patient_models  # noqa: F401
+from backend.side_effects import models as side_effect_models  # noqa: F401
+from backend.spirometry import models as spirometry_models  # noqa: F401
+from backend.troughs import models as trough_models  # noqa: F401
+
+metadata = Base.metadata

@@ -1,0 +1,191 @@
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from backend.audit import record_audit
+from backend.auth.permissions import (
+    clinician_team_ids,
+    current_principal,
+    load_patient_for,
+    require_clinician,
+)
+from backend.auth.services import new_invite_code
+from backend.db import utcnow
+from backend.patients import services
+from backend.patients.models import Patient
+from backend.patients.schemas import (
+    InviteSchema,
+    PatientCreatedSchema,
+    PatientCreateSchema,
+    PatientListArgs,
+    PatientPageSchema,
+    PatientSchema,
+    PatientUpdateSchema,
+    TeamSchema,
+    TeamUpdateSchema,
+)
+from backend.schemas import decode_cursor, encode_cursor
+from backend.web import db, settings
+
+blp = Blueprint("patients", __name__, url_prefix="/api/v1",
+                description="Patients, their settings and care teams")
+
+TEAM_SETTING_DEFAULTS = {"rule_overrides": {}, "email_include_details": False,
+                         "email_hourly_cap": 60}
+
+
+def patient_out(patient: Patient, summary: dict[str, Any] | None = None) -> dict[str, Any]:
+    data = {c: getattr(patient, c) for c in (
+        "id", "care_team_id", "external_ref", "sex_at_birth", "date_of_birth", "height_cm",
+        "lam_type", "timezone", "treatment_status", "trough_target_low", "trough_target_high",
+        "expected_sessions_per_week", "rule_overrides", "created_at")}
+    data["registered"] = patient.user_id is not None
+    data["summary"] = summary
+    return data
+
+
+@blp.route("/patients")
+class Patients(MethodView):
+    @blp.arguments(PatientListArgs, location="query")
+    @blp.response(200, PatientPageSchema)
+    @blp.alt_response(403, description="Clinicians only")
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """List the patients of your care teams, with their latest reading"""
+        principal = require_clinician()
+        session = db()
+        teams = clinician_team_ids(session, principal.user_id)
+        if args.get("care_team_id"):
+            teams = [t for t in teams if t == args["care_team_id"]]
+        after = decode_cursor(args["cursor"], 1)
+        stmt = select(Patient).where(Patient.care_team_id.in_(teams)).order_by(Patient.id)
+        if after:
+            stmt = stmt.where(Patient.id > str(after[0]))
+        rows = list(session.scalars(stmt.limit(args["limit"] + 1)))
+        more = len(rows) > args["limit"]
+        rows = rows[: args["limit"]]
+        summaries = services.latest_sessions(session, [p.id for p in rows])
+        record_audit(session, actor_id=principal.user_id, actor_role=principal.role,
+                     action="patient.list", resource_type="patient",
+                     detail=f"{len(rows)} patients")
+        session.commit()
+        return {"items": [patient_out(p, summaries.get(p.id)) for p in rows],
+                "next_cursor": encode_cursor([rows[-1].id]) if more else None}
+
+    @blp.arguments(PatientCreateSchema)
+    @blp.response(201, PatientCreatedSchema)
+    @blp.alt_response(403, description="Clinicians only")
+    @blp.alt_response(404, description="Not one of your care teams")
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a patient and a one-time invite code for her to register"""
+        principal = require_clinician()
+        session = db()
+        now = utcnow()
+        patient, code = services.create_patient(
+            session, principal=principal, team_ids=clinician_team_ids(session, principal.user_id),
+            data=body, settings=settings(), now=now)
+        session.commit()
+        out = patient_out(patient)
+        out["invite_code"] = code
+        out["invite_expires_at"] = now + _invite_lifetime()
+        return out
+
+
+def _invite_lifetime() -> Any:
+    from datetime import timedelta
+
+    return timedelta(hours=settings().invite_code_hours)
+
+
+@blp.route("/patients/<pid>")
+class PatientDetail(MethodView):
+    @blp.response(200, PatientSchema)
+    @blp.alt_response(404, description="No such patient, or not yours")
+    def get(self, pid: str) -> dict[str, Any]:
+        """A patient's profile and settings (`me` for your own)"""
+        principal = current_principal()
+        session = db()
+        patient = load_patient_for(session, principal, pid)
+        summary = services.latest_sessions(session, [patient.id]).get(patient.id)
+        record_audit(session, actor_id=principal.user_id, actor_role=principal.role,
+                     action="patient.read", patient_id=patient.id, resource_type="patient",
+                     resource_id=patient.id)
+        session.commit()
+        return patient_out(patient, summary)
+
+    @blp.arguments(PatientUpdateSchema)
+    @blp.response(200, PatientSchema)
+    @blp.alt_response(403, description="A patient may change only her time zone")
+    @blp.alt_response(404, description="No such patient, or not yours")
+    def patch(self, body: dict[str, Any], pid: str) -> dict[str, Any]:
+        """Change a patient's profile or settings (targets, schedule, rule thresholds)"""
+        principal = current_principal()
+        session = db()
+        patient = load_patient_for(session, principal, pid, for_update=True)
+        services.update_patient(session, principal=principal, patient=patient, changes=body,
+                                now=utcnow())
+        session.commit()
+        return patient_out(patient)
+
+
+@blp.route("/patients/<pid>/invite")
+class PatientInvite(MethodView):
+    @blp.response(201, InviteSchema)
+    @blp.alt_response(404, description="No such patient, or not yours")
+    @blp.alt_response(409, description="The patient has already registered")
+    def post(self, pid: str) -> dict[str, Any]:
+        """Issue a new invite code (for a patient who lost hers)"""
+        from backend.errors import Conflict
+
+        principal = require_clinician()
+        session = db()
+        patient = load_patient_for(session, principal, pid)
+        if patient.user_id is not None:
+            raise Conflict("The patient has already registered.")
+        now = utcnow()
+        code = new_invite_code(session, patient=patient, settings=settings(), now=now)
+        record_audit(session, actor_id=principal.user_id, actor_role=principal.role,
+                     action="patient.invite", patient_id=patient.id, resource_type="patient",
+                     resource_id=patient.id)
+        session.commit()
+        return {"invite_code": code, "invite_expires_at": now + _invite_lifetime()}
+
+
+@blp.route("/teams/<team_id>")
+class Team(MethodView):
+    @blp.response(200, TeamSchema)
+    @blp.alt_response(404, description="No such team, or not yours")
+    def get(self, team_id: str) -> dict[str, Any]:
+        """A care team and its settings (rule thresholds, email options)"""
+        principal = require_clinician()
+        session = db()
+        team = services.get_team_for(session, team_id=team_id,
+                                     team_ids=clinician_team_ids(session, principal.user_id))
+        return {"id": team.id, "name": team.name,
+                "settings": {**TEAM_SETTING_DEFAULTS, **(team.settings or {})}}
+
+    @blp.arguments(TeamUpdateSchema)
+    @blp.response(200, TeamSchema)
+    @blp.alt_response(404, description="No such team, or not yours")
+    def patch(self, body: dict[str, Any], team_id: str) -> dict[str, Any]:
+        """Change a care team's name or settings"""
+        principal = require_clinician()
+        session = db()
+        team = services.get_team_for(session, team_id=team_id,
+                                     team_ids=clinician_team_ids(session, principal.user_id))
+        if "name" in body:
+            team.name = body["name"]
+        if "settings" in body:
+            team.settings = {**(team.settings or {}), **body["settings"]}
+            # Every patient of the team is evaluated again with the new thresholds.
+            session.execute(
+                Patient.__table__.update().where(Patient.care_team_id == team.id)
+                .values(data_changed_at=utcnow()))
+        record_audit(session, actor_id=principal.user_id, actor_role=principal.role,
+                     action="team.update", resource_type="care_team", resource_id=team.id)
+        session.commit()
+        return {"id": team.id, "name": team.name,
+                "settings": {**TEAM_SETTING_DEFAULTS, **(team.settings or {})}}

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from backend.audit import record_audit
+from backend.auth.services import new_invite_code
+from backend.config import Settings
+from backend.errors import Forbidden, NotFound, Unprocessable
+from backend.patients.models import CareTeam, Patient
+from backend.patients.schemas import PATIENT_EDITABLE_BY_PATIENT
+from backend.web import Principal
+
+
+def create_patient(session: Session, *, principal: Principal, team_ids: list[str],
+                   data: dict[str, Any], settings: Settings, now: datetime) -> tuple[Patient, str]:
+    if data["care_team_id"] not in team_ids:
+        # Same answer as a team that does not exist.
+        raise NotFound("No such care team.")
+    patient = Patient(**data, change_seq=0)
+    session.add(patient)
+    session.flush()
+    code = new_invite_code(session, patient=patient, settings=settings, now=now)
+    record_audit(session, actor_id=principal.user_id, actor_role=principal.role,
+                 action="patient.create", patient_id=patient.id, resource_type="patient",
+                 resource_id=patient.id)
+    return patient, code
+
+
+def update_patient(session: Session, *, principal: Principal, patient: Patient,
+                   changes: dict[str, Any], now: datetime) -> Patient:
+    if principal.role == "patient" and set(changes) - PATIENT_EDITABLE_BY_PATIENT:
+        raise Forbidden("Only your care team can change these settings.")
+    low = changes.get("trough_target_low", patient.trough_target_low)
+    high = changes.get("trough_target_high", patient.trough_target_high)
+    if low >= high:
+        raise Unprocessable("The trough target range is empty.",
+                            errors={"trough_target_low": ["Must be below trough_target_high."]})
+    for key, value in changes.items():
+        setattr(patient, key, value)
+    if changes:
+        # Settings change what the rules conclude: evaluate her again.
+        patient.data_changed_at = now
+    record_audit(session, actor_id=principal.user_id, actor_role=principal.role,
+                 action="patient.update", patient_id=patient.id, resource_type="patient",
+                 resource_id=patient.id, detail=",".join(sorted(changes))[:200])
+    return patient
+
+
+def latest_sessions(session: Session, patient_ids: list[str]) -> dict[str, Any]:
+    """Latest home or clinic session per patient, in one query."""
+    from backend.spirometry.models import SpirometrySession as S
+
+    if not patient_ids:
+        return {}
+    ranked = (
+        select(S.patient_id, S.measured_at, S.fev1_l, S.fev1_pct_predicted,
+               func.row_number().over(partition_by=S.patient_id,
+                                      order_by=(S.measured_at.desc(), S.id.desc())).label("rn"))
+        .where(S.patient_id.in_(patient_ids), S.deleted_at.is_(None))
+        .subquery()
+    )
+    rows = session.execute(select(ranked).where(ranked.c.rn == 1)).all()
+    return {r.patient_id: {"last_session_at": r.measured_at, "latest_fev1_l": r.fev1_l,
+                           "latest_fev1_pct_predicted": r.fev1_pct_predicted} for r in rows}
+
+
+def get_team_for(session: Session, *, team_id: str, team_ids: list[str]) -> CareTeam:
+    team = session.get(CareTeam, team_id) if team_id in team_ids else None
+    if team is None:
+        raise NotFound("No such care team.")
+    return team
+
+
+def thresholds_for(session: Session, patient: Patient) -> Any:
+    """The patient's rule thresholds: defaults, then team, then patient overrides,
+    then her trough target range."""
+    from backend.clinical.thresholds import DEFAULT_THRESHOLDS
+
+    team = session.get(CareTeam, patient.care_team_id)
+    team_overrides = ((team.settings or {}).get("rule_overrides") or {}) if team else {}
+    return DEFAULT_THRESHOLDS.merged(
+        team_overrides,
+        patient.rule_overrides or {},
+        {"trough_target_low": patient.trough_target_low,
+         "trough_target_high": patient.trough_target_high},
+    )

@@ -1,0 +1,259 @@
+"""What the six patient-data streams share: stored shape, idempotent batch
+ingest, paged reads, tombstones and the /changes sync feed.
+
+Each stream (spirometry, doses, regimens, side effects, troughs, LAM events)
+declares a `StreamSpec` in its own feature folder: its model, its item schemas
+and a `prepare` hook that derives stored fields (GLI values, trough flags...).
+
+Ingest of one batch is one transaction. The patient's row is locked first
+(`SELECT ... FOR UPDATE`; SQLite takes its write lock at BEGIN), so batches for
+one patient are applied one after another: a replay, or the same batch sent by
+several threads at once, finds the earlier rows and answers `duplicate`. The
+unique key (patient_id, client_id) backs this up. A tombstoned row keeps its
+client_id, so replaying the batch that created it answers `duplicate` and does
+not bring it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from marshmallow import Schema, ValidationError
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, insert, select
+from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
+
+from backend.audit import record_audit
+from backend.db import new_id
+from backend.errors import NotFound, Unprocessable
+from backend.patients.models import Patient
+from backend.web import Principal
+
+
+class StreamRecord:
+    """Columns every stream row has. Times are UTC; `utc_offset_minutes` keeps
+    the offset the phone sent so the time can be shown as the patient saw it."""
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    client_id: Mapped[str] = mapped_column(String(36))
+    seq: Mapped[int]
+    utc_offset_minutes: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str | None] = mapped_column(String(36))
+    deleted_at: Mapped[datetime | None]
+    deleted_by: Mapped[str | None] = mapped_column(String(36))
+
+    @declared_attr
+    def patient_id(cls) -> Mapped[str]:  # noqa: N805 - declared_attr takes the class
+        return mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+
+
+def stream_table_args(table: str, time_column: str) -> tuple[Any, ...]:
+    return (
+        UniqueConstraint("patient_id", "client_id", name=f"uq_{table}_patient_client"),
+        Index(f"ix_{table}_patient_seq", "patient_id", "seq"),
+        Index(f"ix_{table}_patient_time", "patient_id", time_column),
+    )
+
+
+@dataclass(frozen=True)
+class IngestContext:
+    session: Session
+    patient: Patient
+    principal: Principal
+    now: datetime
+
+
+PrepareHook = Callable[[IngestContext, list[dict[str, Any]]], list[dict[str, Any]]]
+AfterHook = Callable[[IngestContext, list[dict[str, Any]]], dict[str, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str                     # URL segment and feed name
+    model: type[Any]
+    item_schema: type[Schema]     # what the app sends for one item
+    out_schema: type[Schema]      # what the API returns for one item
+    time_field: str               # the clinical time of the item (paging, since/until)
+    time_fields: tuple[str, ...]  # every time shown back with the phone's offset
+    prepare: PrepareHook | None = None
+    after_insert: AfterHook | None = None   # e.g. event-driven alerts; extra result fields
+    description: str = ""
+    extra_result_fields: tuple[str, ...] = field(default_factory=tuple)
+
+
+# ---------------------------------------------------------------- ingest
+
+
+def ingest_batch(
+    session: Session,
+    *,
+    spec: StreamSpec,
+    patient: Patient,
+    principal: Principal,
+    items: Sequence[Any],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Store new items, answer `duplicate` for known client ids, `invalid` for
+    items that do not validate. The caller holds the patient's row lock."""
+    schema = spec.item_schema()
+    results: list[dict[str, Any]] = []
+    valid: list[tuple[int, dict[str, Any]]] = []
+    for item in items:
+        client_id = item.get("client_id") if isinstance(item, dict) else None
+        try:
+            if not isinstance(item, dict):
+                raise ValidationError({"_schema": ["Each item must be an object."]})
+            data = schema.load(item)
+        except ValidationError as exc:
+            results.append({"client_id": client_id if isinstance(client_id, str) else None,
+                            "status": "invalid", "id": None, "errors": exc.normalized_messages()})
+            continue
+        data["client_id"] = str(data["client_id"])
+        results.append({"client_id": data["client_id"], "status": None, "id": None,
+                        "errors": None})
+        valid.append((len(results) - 1, data))
+
+    model = spec.model
+    client_ids = list({d["client_id"] for _, d in valid})
+    known: dict[str, str] = {}
+    for start in range(0, len(client_ids), 500):
+        chunk = client_ids[start:start + 500]
+        known.update(session.execute(
+            select(model.client_id, model.id).where(model.patient_id == patient.id,
+                                                    model.client_id.in_(chunk))
+        ).tuples().all())
+
+    fresh: list[tuple[int, dict[str, Any]]] = []
+    for index, data in valid:
+        if data["client_id"] in known:
+            results[index].update(status="duplicate", id=known[data["client_id"]])
+            continue
+        data["id"] = new_id()
+        known[data["client_id"]] = data["id"]  # a repeat inside the same batch is a duplicate
+        results[index].update(status="created", id=data["id"])
+        fresh.append((index, data))
+
+    if fresh:
+        rows = [d for _, d in fresh]
+        ctx = IngestContext(session=session, patient=patient, principal=principal, now=now)
+        for row in rows:
+            moment = row[spec.time_field]
+            row["utc_offset_minutes"] = int(moment.utcoffset().total_seconds() // 60)
+        if spec.prepare is not None:
+            rows = spec.prepare(ctx, rows)
+        seq = patient.change_seq
+        for row in rows:
+            seq += 1
+            row.update(patient_id=patient.id, seq=seq, created_at=now,
+                       created_by=principal.user_id)
+        patient.change_seq = seq
+        patient.data_changed_at = now
+        session.execute(insert(model), rows)
+        if spec.after_insert is not None:
+            extras = spec.after_insert(ctx, rows)
+            for index, data in fresh:
+                results[index].update(extras.get(data["id"], {}))
+    counts = {s: sum(1 for r in results if r["status"] == s)
+              for s in ("created", "duplicate", "invalid")}
+    record_audit(session, actor_id=principal.user_id, actor_role=principal.role,
+                 action=f"{spec.name}.create", patient_id=patient.id, resource_type=spec.name,
+                 outcome="success" if counts["invalid"] == 0 else "partial",
+                 detail=" ".join(f"{k}={v}" for k, v in counts.items()))
+    return results
+
+
+# ---------------------------------------------------------------- reads
+
+
+def to_output(spec: StreamSpec, row: Any) -> dict[str, Any]:
+    """A stored row as the API shows it: times back in the phone's offset."""
+    tz = timezone(timedelta(minutes=row.utc_offset_minutes or 0))
+    out: dict[str, Any] = {}
+    for name in spec.out_schema._declared_fields:  # noqa: SLF001 - marshmallow's field table
+        value = getattr(row, name, None)
+        if name in spec.time_fields and value is not None:
+            value = value.astimezone(tz)
+        out[name] = value
+    return out
+
+
+def list_records(
+    session: Session,
+    *,
+    spec: StreamSpec,
+    patient: Patient,
+    since: datetime | None,
+    until: datetime | None,
+    after: list[Any] | None,
+    limit: int,
+) -> tuple[list[Any], list[Any] | None]:
+    """Live rows in time order, keyset-paged on (time, id)."""
+    model = spec.model
+    time_col = getattr(model, spec.time_field)
+    stmt = select(model).where(model.patient_id == patient.id, model.deleted_at.is_(None))
+    if since is not None:
+        stmt = stmt.where(time_col >= since)
+    if until is not None:
+        stmt = stmt.where(time_col < until)
+    if after is not None:
+        try:
+            after_time = datetime.fromisoformat(str(after[0]))
+        except ValueError as exc:
+            raise Unprocessable("The cursor is not valid.", errors={"cursor": ["Not valid."]}) from exc
+        if after_time.tzinfo is None:
+            raise Unprocessable("The cursor is not valid.", errors={"cursor": ["Not valid."]})
+        stmt = stmt.where((time_col > after_time) | ((time_col == after_time) & (model.id > str(after[1]))))
+    rows = list(session.scalars(stmt.order_by(time_col, model.id).limit(limit + 1)))
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        return rows, [getattr(last, spec.time_field).isoformat(), last.id]
+    return rows, None
+
+
+def tombstone(session: Session, *, spec: StreamSpec, patient: Patient, principal: Principal,
+              record_id: str, now: datetime) -> None:
+    model = spec.model
+    row = session.scalars(
+        select(model).where(model.patient_id == patient.id, model.id == record_id)
+    ).one_or_none()
+    if row is None:
+        raise NotFound("No such record.")
+    if row.deleted_at is None:
+        patient.change_seq += 1
+        row.seq = patient.change_seq
+        row.deleted_at = now
+        row.deleted_by = principal.user_id
+        patient.data_changed_at = now
+    record_audit(session, actor_id=principal.user_id, actor_role=principal.role,
+                 action=f"{spec.name}.delete", patient_id=patient.id, resource_type=spec.name,
+                 resource_id=record_id)
+
+
+def changes_since(session: Session, *, specs: Sequence[StreamSpec], patient: Patient,
+                  after_seq: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """Every change to the patient's data after `after_seq`, in order, tombstones
+    included. Sequence numbers are allocated under the patient's row lock, so a
+    reader never sees a later number commit before an earlier one."""
+    merged: list[tuple[int, StreamSpec, Any]] = []
+    for spec in specs:
+        model = spec.model
+        rows = session.scalars(
+            select(model).where(model.patient_id == patient.id, model.seq > after_seq)
+            .order_by(model.seq).limit(limit)
+        )
+        merged.extend((row.seq, spec, row) for row in rows)
+    merged.sort(key=lambda t: t[0])
+    merged = merged[:limit]
+    items = []
+    for seq, spec, row in merged:
+        deleted = row.deleted_at is not None
+        items.append({
+            "seq": seq, "stream": spec.name, "id": row.id, "client_id": row.client_id,
+            "op": "delete" if deleted else "upsert",
+            "data": None if deleted else to_output(spec, row),
+        })
+    return items, (merged[-1][0] if merged else after_seq)
