@@ -1,0 +1,249 @@
+"""Alerts for clinicians (list, read, acknowledge, snooze, resolve), a patient's
+own alerts and reminders."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import Select, and_, or_, select
+
+from backend.alerts import services
+from backend.alerts.models import Alert, AlertEvent
+from backend.alerts.schemas import (
+    AlertDetailSchema,
+    AlertListArgs,
+    AlertNoteSchema,
+    AlertPageSchema,
+    AlertSnoozeSchema,
+    PatientAlertListArgs,
+    ReminderListSchema,
+)
+from backend.audit import record_audit
+from backend.auth.permissions import (
+    clinician_team_ids,
+    current_principal,
+    load_patient_for,
+    require_clinician,
+)
+from backend.db import utcnow
+from backend.errors import NotFound
+from backend.patients.models import Patient
+from backend.reminders import patient_reminders
+from backend.schemas import decode_cursor, encode_cursor
+from backend.web import Principal, db
+
+blp = Blueprint("alerts", __name__, url_prefix="/api/v1",
+                description="Care-team alerts and patient reminders")
+alerts_blp = blp
+
+CLINICIAN_FIELDS = (
+    "id", "patient_id", "care_team_id", "rule", "severity", "episode_key", "source", "status",
+    "opened_at", "last_seen_at", "numbers", "explanation", "patient_message", "acknowledged_by",
+    "acknowledged_at", "snoozed_until", "resolved_by", "resolved_at", "resolution_note",
+    "last_notified_at", "notify_count",
+)
+PATIENT_FIELDS = ("id", "rule", "severity", "status", "opened_at", "patient_message")
+
+
+def alert_out(alert: Alert, principal: Principal) -> dict[str, Any]:
+    names = CLINICIAN_FIELDS if principal.is_clinician else PATIENT_FIELDS
+    return {name: getattr(alert, name) for name in names}
+
+
+def _page(stmt: Select[tuple[Alert]], args: dict[str, Any]) -> tuple[list[Alert], str | None]:
+    """Newest first, keyset-paged on (opened_at, id)."""
+    after = decode_cursor(args["cursor"], 2)
+    if after:
+        try:
+            at = datetime.fromisoformat(str(after[0]))
+        except ValueError:
+            from marshmallow import ValidationError
+
+            raise ValidationError("The cursor is not valid.", field_name="cursor") from None
+        stmt = stmt.where(or_(Alert.opened_at < at,
+                              and_(Alert.opened_at == at, Alert.id < str(after[1]))))
+    stmt = stmt.order_by(Alert.opened_at.desc(), Alert.id.desc()).limit(args["limit"] + 1)
+    rows = list(db().scalars(stmt))
+    more = len(rows) > args["limit"]
+    rows = rows[: args["limit"]]
+    cursor = encode_cursor([rows[-1].opened_at.isoformat(), rows[-1].id]) if more else None
+    return rows, cursor
+
+
+def _load_alert_for(principal: Principal, alert_id: str, *, for_update: bool = False) -> Alert:
+    """An alert of one of the clinician's teams' patients, else 404."""
+    session = db()
+    teams = select(Patient.id).where(
+        Patient.care_team_id.in_(clinician_team_ids(session, principal.user_id))
+    )
+    stmt = select(Alert).where(Alert.id == alert_id, Alert.patient_id.in_(teams))
+    if for_update:
+        stmt = stmt.with_for_update()
+    alert = session.scalars(stmt).one_or_none()
+    if alert is None:
+        raise NotFound("No such alert.")
+    return alert
+
+
+def _audit(principal: Principal, action: str, *, patient_id: str | None = None,
+           resource_id: str | None = None, detail: str | None = None) -> None:
+    record_audit(db(), actor_id=principal.user_id, actor_role=principal.role, action=action,
+                 patient_id=patient_id, resource_type="alert", resource_id=resource_id,
+                 detail=detail)
+
+
+@blp.route("/alerts")
+class Alerts(MethodView):
+    @blp.arguments(AlertListArgs, location="query")
+    @blp.response(200, AlertPageSchema)
+    @blp.alt_response(403, description="Clinicians only")
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Alerts of your care teams' patients, newest first
+
+        Filters: patient_id, rule, severity, status."""
+        principal = require_clinician()
+        session = db()
+        teams = clinician_team_ids(session, principal.user_id)
+        stmt = select(Alert).where(
+            Alert.patient_id.in_(select(Patient.id).where(Patient.care_team_id.in_(teams)))
+        )
+        for name in ("patient_id", "rule", "severity", "status"):
+            if args.get(name):
+                stmt = stmt.where(getattr(Alert, name) == args[name])
+        rows, cursor = _page(stmt, args)
+        _audit(principal, "alert.list", patient_id=args.get("patient_id"),
+               detail=f"{len(rows)} alerts")
+        session.commit()
+        return {"items": [alert_out(a, principal) for a in rows], "next_cursor": cursor}
+
+
+def _detail(alert: Alert, principal: Principal) -> dict[str, Any]:
+    out = alert_out(alert, principal)
+    out["history"] = [
+        {"at": e.at, "action": e.action, "actor_id": e.actor_id, "from_status": e.from_status,
+         "to_status": e.to_status, "note": e.note}
+        for e in db().scalars(
+            select(AlertEvent).where(AlertEvent.alert_id == alert.id)
+            .order_by(AlertEvent.at, AlertEvent.id)
+        )
+    ]
+    return out
+
+
+@blp.route("/alerts/<alert_id>")
+class AlertDetail(MethodView):
+    @blp.response(200, AlertDetailSchema)
+    @blp.alt_response(403, description="Clinicians only")
+    @blp.alt_response(404, description="No such alert, or not your team's")
+    def get(self, alert_id: str) -> dict[str, Any]:
+        """One alert with the numbers behind it and its history"""
+        principal = require_clinician()
+        alert = _load_alert_for(principal, alert_id)
+        _audit(principal, "alert.read", patient_id=alert.patient_id, resource_id=alert.id)
+        out = _detail(alert, principal)
+        db().commit()
+        return out
+
+
+@blp.route("/alerts/<alert_id>/acknowledge")
+class AlertAcknowledge(MethodView):
+    @blp.arguments(AlertNoteSchema)
+    @blp.response(200, AlertDetailSchema)
+    @blp.alt_response(403, description="Clinicians only")
+    @blp.alt_response(404, description="No such alert, or not your team's")
+    @blp.alt_response(409, description="The alert is already resolved")
+    def post(self, body: dict[str, Any], alert_id: str) -> dict[str, Any]:
+        """Acknowledge an alert: someone in the team is on it (stops re-notification)"""
+        principal = require_clinician()
+        alert = _load_alert_for(principal, alert_id, for_update=True)
+        services.acknowledge_alert(db(), alert=alert, actor_id=principal.user_id, now=utcnow(),
+                                   note=body.get("note"))
+        db().commit()
+        return _detail(alert, principal)
+
+
+@blp.route("/alerts/<alert_id>/snooze")
+class AlertSnooze(MethodView):
+    @blp.arguments(AlertSnoozeSchema)
+    @blp.response(200, AlertDetailSchema)
+    @blp.alt_response(403, description="Clinicians only")
+    @blp.alt_response(404, description="No such alert, or not your team's")
+    @blp.alt_response(409, description="The alert is already resolved")
+    def post(self, body: dict[str, Any], alert_id: str) -> dict[str, Any]:
+        """Snooze an alert until a time (`until`) or for `hours`; it reopens when the snooze ends"""
+        principal = require_clinician()
+        alert = _load_alert_for(principal, alert_id, for_update=True)
+        services.snooze_alert(db(), alert=alert, actor_id=principal.user_id, now=utcnow(),
+                              until=body.get("until"), hours=body.get("hours"),
+                              note=body.get("note"))
+        db().commit()
+        return _detail(alert, principal)
+
+
+@blp.route("/alerts/<alert_id>/resolve")
+class AlertResolve(MethodView):
+    @blp.arguments(AlertNoteSchema)
+    @blp.response(200, AlertDetailSchema)
+    @blp.alt_response(403, description="Clinicians only")
+    @blp.alt_response(404, description="No such alert, or not your team's")
+    @blp.alt_response(409, description="The alert is already resolved")
+    def post(self, body: dict[str, Any], alert_id: str) -> dict[str, Any]:
+        """Resolve an alert, with an optional note; the same episode is not raised again"""
+        principal = require_clinician()
+        alert = _load_alert_for(principal, alert_id, for_update=True)
+        services.resolve_alert(db(), alert=alert, actor_id=principal.user_id, now=utcnow(),
+                               note=body.get("note"))
+        db().commit()
+        return _detail(alert, principal)
+
+
+@blp.route("/patients/<pid>/alerts")
+class PatientAlerts(MethodView):
+    @blp.arguments(PatientAlertListArgs, location="query")
+    @blp.response(200, AlertPageSchema)
+    @blp.alt_response(404, description="No such patient, or not yours")
+    def get(self, args: dict[str, Any], pid: str) -> dict[str, Any]:
+        """A patient's alerts, newest first
+
+        A patient sees rule, severity, status and her message; clinicians see all."""
+        principal = current_principal()
+        session = db()
+        patient = load_patient_for(session, principal, pid)
+        stmt = select(Alert).where(Alert.patient_id == patient.id)
+        if args.get("status"):
+            stmt = stmt.where(Alert.status == args["status"])
+        rows, cursor = _page(stmt, args)
+        _audit(principal, "alert.list", patient_id=patient.id, detail=f"{len(rows)} alerts")
+        session.commit()
+        return {"items": [alert_out(a, principal) for a in rows], "next_cursor": cursor}
+
+
+@blp.route("/patients/<pid>/reminders")
+class PatientReminders(MethodView):
+    @blp.response(200, ReminderListSchema)
+    @blp.alt_response(404, description="No such patient, or not yours")
+    def get(self, pid: str) -> dict[str, Any]:
+        """What the patient should do next: a trough draw coming up or overdue, readings overdue
+
+        Dates are calendar dates in the patient's own time zone."""
+        principal = current_principal()
+        session = db()
+        patient = load_patient_for(session, principal, pid)
+        now = utcnow()
+        reminders = patient_reminders(session, patient, now=now)
+        record_audit(session, actor_id=principal.user_id, actor_role=principal.role,
+                     action="reminder.list", patient_id=patient.id, resource_type="reminder")
+        session.commit()
+        return {
+            "items": [
+                {"kind": r.kind, "status": r.status, "message": r.message, "due_date": r.due_date,
+                 "window_start": r.window_start, "window_end": r.window_end, "reason": r.reason}
+                for r in reminders
+            ],
+            "next_cursor": None,
+            "timezone": patient.timezone,
+            "as_of": now,
+        }

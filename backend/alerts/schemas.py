@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from backend.alerts.models import ALERT_SEVERITIES, ALERT_STATUSES
+from backend.clinical.model import RULE_IDS
+from backend.schemas import PageArgs, PageSchema, StrictSchema, aware_datetime
+
+
+class AlertListArgs(PageArgs):
+    patient_id = fields.String(validate=validate.Length(max=36))
+    rule = fields.String(validate=validate.OneOf(RULE_IDS))
+    severity = fields.String(validate=validate.OneOf(ALERT_SEVERITIES))
+    status = fields.String(validate=validate.OneOf(ALERT_STATUSES))
+
+
+class PatientAlertListArgs(PageArgs):
+    status = fields.String(validate=validate.OneOf(ALERT_STATUSES))
+
+
+class AlertEventSchema(Schema):
+    at = fields.AwareDateTime(required=True)
+    action = fields.String(required=True)
+    actor_id = fields.String(allow_none=True)
+    from_status = fields.String(allow_none=True)
+    to_status = fields.String(required=True)
+    note = fields.String(allow_none=True)
+
+
+class AlertSchema(Schema):
+    """An alert. Patients see only id, rule, severity, status, opened_at and
+    patient_message; clinicians see every field."""
+
+    id = fields.String(required=True)
+    rule = fields.String(required=True)
+    severity = fields.String(required=True)
+    status = fields.String(required=True)
+    opened_at = fields.AwareDateTime(
+        required=True, metadata={"description": "The as-of time of the evaluation that raised it"}
+    )
+    patient_message = fields.String(allow_none=True)
+    patient_id = fields.String()
+    care_team_id = fields.String()
+    episode_key = fields.String()
+    source = fields.String(metadata={"description": "evaluation | event"})
+    last_seen_at = fields.AwareDateTime()
+    numbers = fields.Dict(keys=fields.String(), metadata={"description": "The numbers behind it"})
+    explanation = fields.String()
+    acknowledged_by = fields.String(allow_none=True)
+    acknowledged_at = fields.AwareDateTime(allow_none=True)
+    snoozed_until = fields.AwareDateTime(allow_none=True)
+    resolved_by = fields.String(allow_none=True)
+    resolved_at = fields.AwareDateTime(allow_none=True)
+    resolution_note = fields.String(allow_none=True)
+    last_notified_at = fields.AwareDateTime(allow_none=True)
+    notify_count = fields.Integer()
+
+
+class AlertDetailSchema(AlertSchema):
+    history = fields.List(fields.Nested(AlertEventSchema), required=True)
+
+
+class AlertPageSchema(PageSchema):
+    items = fields.List(fields.Nested(AlertSchema), required=True)
+
+
+class AlertNoteSchema(StrictSchema):
+    note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+
+
+class AlertSnoozeSchema(AlertNoteSchema):
+    until = aware_datetime(load_default=None, allow_none=True)
+    hours = fields.Float(
+        load_default=None, allow_none=True, validate=validate.Range(min=0.25, max=90 * 24)
+    )
+
+    @validates_schema
+    def _until_or_hours(self, data: dict[str, Any], **_: Any) -> None:
+        if (data.get("until") is None) == (data.get("hours") is None):
+            raise ValidationError("Give exactly one of until or hours.", "until")
+
+
+class ReminderSchema(Schema):
+    kind = fields.String(required=True, metadata={"description": "trough_draw | readings"})
+    status = fields.String(
+        required=True, metadata={"description": "upcoming | due | overdue | missed"}
+    )
+    message = fields.String(required=True)
+    due_date = fields.Date(allow_none=True)
+    window_start = fields.Date(allow_none=True)
+    window_end = fields.Date(allow_none=True)
+    reason = fields.String(allow_none=True)
+
+
+class ReminderListSchema(PageSchema):
+    """Reminders are few; the list is never paged (`next_cursor` is null)."""
+
+    items = fields.List(fields.Nested(ReminderSchema), required=True)
+    timezone = fields.String(required=True)
+    as_of = fields.AwareDateTime(required=True)
