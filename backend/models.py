@@ -2,10 +2,13 @@
 (Alembic autogenerate, `alembic check`, tests)."""
 
 from backend import audit  # noqa: F401
+from backend import scheduler as scheduler_models  # noqa: F401  (scheduler_lease, job_state)
+from backend.alerts import models as alert_models  # noqa: F401
 from backend.auth import models as auth_models  # noqa: F401
 from backend.db import Base
 from backend.events import models as event_models  # noqa: F401
 from backend.medication import models as medication_models  # noqa: F401
+from backend.notify import models as notify_models  # noqa: F401
 from backend.patients import models as patient_models  # noqa: F401
 from backend.side_effects import models as side_effect_models  # noqa: F401
 from backend.spirometry import models as spirometry_models  # noqa: F401
