@@ -77,13 +77,16 @@ LAM_EVENT_KINDS = (
 
 # Strong CYP3A4 / P-gp inhibitors and inducers (Rapamune label section 7).
 INTERACTING_DRUGS: dict[str, str] = {
-    **{d: "inhibitor" for d in (
-        "ketoconazole", "voriconazole", "itraconazole", "posaconazole",
-        "clarithromycin", "erythromycin", "telithromycin", "grapefruit",
-    )},
-    **{d: "inducer" for d in (
-        "rifampin", "rifabutin", "carbamazepine", "phenytoin", "st_johns_wort",
-    )},
+    **dict.fromkeys(
+        (
+            "ketoconazole", "voriconazole", "itraconazole", "posaconazole",
+            "clarithromycin", "erythromycin", "telithromycin", "grapefruit",
+        ),
+        "inhibitor",
+    ),
+    **dict.fromkeys(
+        ("rifampin", "rifabutin", "carbamazepine", "phenytoin", "st_johns_wort"), "inducer"
+    ),
     "cannabidiol": "warning",
 }
 

@@ -1,0 +1,295 @@
+"""Nightly evaluation of one patient: trend, trough schedule, alert candidates.
+
+`evaluate_patient` uses only data measured at or before `as_of` and is
+deterministic: the same history, time and thresholds give the same result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from statistics import NormalDist
+from zoneinfo import ZoneInfo
+
+from backend.clinical import rules
+from backend.clinical.gli import age_on, fev1_reference
+from backend.clinical.model import (
+    AlertCandidate,
+    Evaluation,
+    PatientFacts,
+    PatientHistory,
+    RegimenEvent,
+    SlopeEstimate,
+    SpirometryReading,
+    TrendResult,
+    TrendSegment,
+)
+from backend.clinical.series import DailySeries, day_to_date, home_series, latest_clinic
+from backend.clinical.thresholds import Thresholds
+from backend.clinical.trend import robust_slope, verdict
+from backend.clinical.troughs import current_item, on_treatment, trough_flags, trough_schedule
+
+TREATMENT_BOUNDARY_KINDS = frozenset({"start", "resume", "stop", "interruption"})
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    label: str
+    key: str  # used in rapid-decline episode keys
+    first_day: int
+    last_day: int | None  # inclusive; None = open
+
+
+def treatment_segments(
+    regimens: Sequence[RegimenEvent], timezone: str, thresholds: Thresholds
+) -> list[Segment]:
+    """Split time at treatment starts/stops (and dose changes if configured).
+
+    Slopes before and on treatment are estimated separately: sirolimus changes
+    the slope (MILES: -12 vs +1 mL/month), so a window spanning a start would
+    mix two courses.
+    """
+    zone = ZoneInfo(timezone)
+    events = sorted(regimens, key=lambda e: e.effective_at)
+    segments: list[Segment] = []
+    current = Segment("before_treatment", "untreated", -(10**9), None)
+    on = False
+    for ev in events:
+        boundary = ev.kind in TREATMENT_BOUNDARY_KINDS or (
+            thresholds.split_at_dose_changes and ev.kind == "dose_change" and on
+        )
+        if not boundary:
+            continue
+        day = ev.effective_at.astimezone(zone).date()
+        if ev.kind in ("start", "resume"):
+            if on and ev.kind == "resume":
+                continue
+            on = True
+            label, key = "on_treatment", f"on_treatment:{day.isoformat()}"
+        elif ev.kind == "dose_change":
+            label, key = f"dose_{day.isoformat()}", f"on_treatment:{day.isoformat()}"
+        else:
+            if not on:
+                continue
+            on = False
+            label, key = "off_treatment", f"off_treatment:{day.isoformat()}"
+        segments.append(Segment(current.label, current.key, current.first_day, day.toordinal() - 1))
+        current = Segment(label, key, day.toordinal(), None)
+    segments.append(current)
+    return segments
+
+
+def _percent_slope(
+    facts: PatientFacts, slope_ml: float, level_l: float, first: date, last: date
+) -> float | None:
+    """Slope of FEV1 % predicted per year: d(100 F/P)/dt = 100 (F'/P - F P'/P^2)."""
+    a0, a1 = age_on(facts.date_of_birth, first), age_on(facts.date_of_birth, last)
+    r0 = fev1_reference(sex_at_birth=facts.sex_at_birth, age_years=a0,
+                        height_cm=facts.height_cm, fev1_l=max(level_l, 0.1))
+    r1 = fev1_reference(sex_at_birth=facts.sex_at_birth, age_years=a1,
+                        height_cm=facts.height_cm, fev1_l=max(level_l, 0.1))
+    if r0 is None or r1 is None:
+        return None
+    p = (r0.predicted_l + r1.predicted_l) / 2.0
+    years = max((last - first).days / 365.25, 1e-9)
+    dp = (r1.predicted_l - r0.predicted_l) / years if last > first else 0.0
+    return 100.0 * ((slope_ml / 1000.0) / p - level_l * dp / (p * p))
+
+
+def _segment_trend(series: DailySeries, seg: Segment, as_of_day: int,
+                   thresholds: Thresholds) -> tuple[TrendSegment, SlopeEstimate | None]:
+    last = as_of_day if seg.last_day is None else min(seg.last_day, as_of_day)
+    first = max(seg.first_day, last - 2 * thresholds.trend_window_days + 1)
+    part = series.between(first, last)
+    est = robust_slope(part.day, part.fev1_l, part.device, confidence=thresholds.trend_confidence,
+                       outlier_z=thresholds.outlier_robust_z) if len(part) >= 2 else None
+    v = verdict(est, thresholds)
+    start = day_to_date(int(part.day[0])) if len(part) else day_to_date(max(first, 1))
+    end = day_to_date(int(part.day[-1])) if len(part) else day_to_date(max(last, 1))
+    return TrendSegment(
+        label=seg.label,
+        start=start,
+        end=end,
+        slope_ml_per_year=None if est is None else round(est.slope_ml_per_year, 1),
+        ci_low=None if est is None else round(est.ci_low, 1),
+        ci_high=None if est is None else round(est.ci_high, 1),
+        n_readings=len(part),
+        span_days=0.0 if est is None else est.span_days,
+        verdict=v,
+    ), est
+
+
+def compute_trend(
+    facts: PatientFacts,
+    series: DailySeries,
+    regimens: Sequence[RegimenEvent],
+    as_of: datetime,
+    thresholds: Thresholds,
+    clinic: SpirometryReading | None = None,
+    *,
+    with_segments: bool = True,
+) -> tuple[TrendResult, Segment]:
+    """Trailing-window trend in the current treatment segment, plus segments."""
+    zone = ZoneInfo(facts.timezone)
+    as_of_day = as_of.astimezone(zone).date().toordinal()
+    segs = treatment_segments([r for r in regimens if r.effective_at <= as_of],
+                              facts.timezone, thresholds)
+    current = segs[-1]
+    first = max(as_of_day - thresholds.trend_window_days + 1, current.first_day)
+    part = series.between(first, as_of_day)
+    est = robust_slope(part.day, part.fev1_l, part.device, confidence=thresholds.trend_confidence,
+                       outlier_z=thresholds.outlier_robust_z) if len(part) >= 2 else None
+    v = verdict(est, thresholds)
+    pct = None
+    if est is not None and len(part) >= 2:
+        pct = _percent_slope(facts, est.slope_ml_per_year, est.intercept_l,
+                             day_to_date(int(part.day[0])), day_to_date(int(part.day[-1])))
+    segments: list[TrendSegment] = []
+    effect = effect_lo = effect_hi = None
+    if with_segments:
+        ests: dict[str, SlopeEstimate | None] = {}
+        for seg in segs:
+            ts, e = _segment_trend(series, seg, as_of_day, thresholds)
+            if ts.n_readings:
+                segments.append(ts)
+                ests[seg.label] = e
+        before, on = ests.get("before_treatment"), ests.get("on_treatment")
+        if before is not None and on is not None and before.se_ml_per_year < float("inf") \
+                and on.se_ml_per_year < float("inf"):
+            z = NormalDist().inv_cdf(0.5 + thresholds.trend_confidence / 2)
+            se = (before.se_ml_per_year ** 2 + on.se_ml_per_year ** 2) ** 0.5
+            effect = round(on.slope_ml_per_year - before.slope_ml_per_year, 1)
+            effect_lo, effect_hi = round(effect - z * se, 1), round(effect + z * se, 1)
+    result = TrendResult(
+        slope_ml_per_year=None if est is None else round(est.slope_ml_per_year, 1),
+        ci_low=None if est is None else round(est.ci_low, 1),
+        ci_high=None if est is None else round(est.ci_high, 1),
+        slope_pct_pred_per_year=None if pct is None else round(pct, 2),
+        n_readings=len(part),
+        span_days=0.0 if est is None else est.span_days,
+        verdict=v,
+        window_start=day_to_date(int(part.day[0])) if len(part) else None,
+        window_end=day_to_date(int(part.day[-1])) if len(part) else None,
+        confidence=thresholds.trend_confidence,
+        lag1_autocorrelation=None if est is None else round(est.lag1_autocorrelation, 3),
+        effective_n=None if est is None else round(est.effective_n, 1),
+        n_outliers=0 if est is None else est.n_outliers,
+        segments=tuple(segments),
+        treatment_effect_ml_per_year=effect,
+        treatment_effect_ci_low=effect_lo,
+        treatment_effect_ci_high=effect_hi,
+        latest_clinic_fev1_l=None if clinic is None else clinic.fev1_l,
+        latest_clinic_at=None if clinic is None else clinic.measured_at,
+    )
+    return result, current
+
+
+def _fev1_alerts(
+    history: PatientHistory,
+    series: DailySeries,
+    trend: TrendResult,
+    segment: Segment,
+    as_of: datetime,
+    thresholds: Thresholds,
+) -> list[AlertCandidate]:
+    zone = ZoneInfo(history.facts.timezone)
+    as_of_day = as_of.astimezone(zone).date().toordinal()
+    out: list[AlertCandidate] = []
+    window = timedelta(days=thresholds.symptom_window_days)
+    side = [s for s in history.side_effects if s.onset_at <= as_of]
+    decline = rules.rapid_fev1_decline(trend, thresholds, segment_key=segment.key)
+    if decline is not None:
+        swapped = rules.fev1_drop_with_symptoms(decline, side, as_of - window, as_of, thresholds)
+        out.append(swapped or decline)
+    drop = rules.find_acute_drop(series, as_of_day, thresholds)
+    drop_alert = rules.acute_fev1_drop(drop, thresholds)
+    if drop_alert is not None and drop is not None:
+        onset = datetime.combine(day_to_date(drop.onset_day), datetime.min.time(), tzinfo=zone)
+        swapped = rules.fev1_drop_with_symptoms(drop_alert, side, onset - window, as_of, thresholds)
+        out.append(swapped or drop_alert)
+    return out
+
+
+def evaluate_patient(
+    history: PatientHistory, *, as_of: datetime, thresholds: Thresholds
+) -> Evaluation:
+    """All rules for one patient at `as_of` (aware datetime)."""
+    if as_of.tzinfo is None:
+        raise ValueError("as_of must be timezone-aware")
+    facts = history.facts
+    series = home_series(history.readings, facts.timezone, thresholds, as_of=as_of)
+    return evaluate_prepared(history, series, as_of=as_of, thresholds=thresholds)
+
+
+def evaluate_prepared(
+    history: PatientHistory,
+    series: DailySeries,
+    *,
+    as_of: datetime,
+    thresholds: Thresholds,
+    with_segments: bool = True,
+) -> Evaluation:
+    """As `evaluate_patient`, with the home series already built (replay, batch).
+
+    `series` must hold no day after the local date of `as_of`.
+    """
+    facts = history.facts
+    zone = ZoneInfo(facts.timezone)
+    series = series.upto(as_of.astimezone(zone).date().toordinal())
+    clinic = latest_clinic(history.readings, thresholds, as_of=as_of)
+    regimens = [r for r in history.regimens if r.effective_at <= as_of]
+    trend, segment = compute_trend(facts, series, regimens, as_of, thresholds, clinic,
+                                   with_segments=with_segments)
+    candidates: list[AlertCandidate] = _fev1_alerts(history, series, trend, segment, as_of,
+                                                    thresholds)
+    treated = on_treatment(regimens, as_of) or (
+        not regimens and facts.treatment_status == "on_sirolimus"
+    )
+    below = rules.fev1_below_start_criterion(facts, series, clinic, as_of, thresholds,
+                                             treated=treated)
+    if below is not None:
+        candidates.append(below)
+
+    troughs = [x for x in history.troughs if x.drawn_at <= as_of]
+    doses = [d for d in history.doses if d.taken_at <= as_of]
+    schedule = trough_schedule(regimens, troughs, facts.timezone, as_of, thresholds,
+                               assume_on_treatment=facts.treatment_status == "on_sirolimus")
+    due = rules.trough_schedule_alert(current_item(schedule))
+    if due is not None:
+        candidates.append(due)
+    if troughs:
+        latest = max(troughs, key=lambda x: (x.drawn_at, x.id))
+        flags = trough_flags(latest, doses, regimens, thresholds)
+        oor = rules.trough_out_of_range(latest, flags, doses, regimens, facts, thresholds)
+        if oor is not None:
+            candidates.append(oor)
+
+    since = as_of - timedelta(days=thresholds.side_effect_lookback_days)
+    for report in sorted(history.side_effects, key=lambda r: (r.onset_at, r.id)):
+        if since <= report.onset_at <= as_of:
+            alert = rules.side_effect_alert(report, thresholds)
+            if alert is not None:
+                candidates.append(alert)
+    for event in sorted(history.events, key=lambda e: (e.occurred_at, e.id)):
+        if since <= event.occurred_at <= as_of:
+            ev_alert = rules.lam_event_alert(event, thresholds)
+            if ev_alert is not None:
+                candidates.append(ev_alert)
+
+    last_home = max((r.measured_at for r in history.readings
+                     if r.setting == "home" and r.measured_at <= as_of), default=None)
+    overdue = rules.readings_overdue(facts, last_home, as_of, thresholds)
+    if overdue is not None:
+        candidates.append(overdue)
+    if treated:
+        missed = rules.repeated_missed_doses(doses, as_of, facts.timezone, thresholds)
+        if missed is not None:
+            candidates.append(missed)
+    return Evaluation(
+        patient_id=facts.patient_id,
+        as_of=as_of,
+        trend=trend,
+        trough_schedule=schedule,
+        candidates=tuple(candidates),
+    )

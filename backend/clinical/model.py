@@ -1,0 +1,210 @@
+"""Plain data the clinical engine reads and writes.
+
+Inputs are frozen dataclasses built by the services from database rows (or by the
+simulator); outputs are frozen dataclasses the services store or turn into
+alerts. All datetimes are timezone-aware; calendar days are taken in the
+patient's own IANA time zone (`PatientFacts.timezone`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+NumberLike = float | int | str | bool | None
+
+SEVERITIES = ("urgent", "review", "digest")
+
+RULE_IDS = (
+    "rapid_fev1_decline",
+    "acute_fev1_drop",
+    "fev1_drop_with_symptoms",
+    "fev1_below_start_criterion",
+    "trough_draw_due",
+    "trough_draw_missed",
+    "trough_out_of_range",
+    "urgent_side_effect",
+    "lam_event",
+    "readings_overdue",
+    "repeated_missed_doses",
+)
+
+
+# --------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True, slots=True)
+class PatientFacts:
+    patient_id: str
+    sex_at_birth: str  # 'female' | 'male'
+    date_of_birth: date
+    height_cm: float
+    lam_type: str
+    timezone: str  # IANA name, e.g. 'Europe/London'
+    treatment_status: str  # catalog.TREATMENT_STATUSES
+    trough_target_low: float | None = None
+    trough_target_high: float | None = None
+    expected_sessions_per_week: int = 7
+
+
+@dataclass(frozen=True, slots=True)
+class SpirometryReading:
+    id: str
+    measured_at: datetime
+    fev1_l: float
+    fvc_l: float | None = None
+    grade: str | None = None  # ATS/ERS 2019 session grade; None when no blows were sent
+    setting: str = "home"  # 'home' | 'clinic'
+    device_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DoseLog:
+    id: str
+    taken_at: datetime
+    status: str  # 'taken' | 'missed'
+    dose_mg: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RegimenEvent:
+    id: str
+    effective_at: datetime
+    kind: str  # catalog.REGIMEN_EVENT_KINDS
+    daily_dose_mg: float | None = None
+    drug_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TroughResult:
+    id: str
+    drawn_at: datetime
+    value_ng_ml: float
+    last_dose_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SideEffectReport:
+    id: str
+    onset_at: datetime
+    term: str  # catalog.SIDE_EFFECT_TERMS code
+    severity: str  # catalog.PRO_CTCAE_SEVERITY key
+    ctcae_grade: int | None = None
+    temperature_c: float | None = None
+    antibiotics_started: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LamEvent:
+    id: str
+    occurred_at: datetime
+    kind: str  # catalog.LAM_EVENT_KINDS
+
+
+@dataclass(frozen=True, slots=True)
+class PatientHistory:
+    facts: PatientFacts
+    readings: Sequence[SpirometryReading] = ()
+    doses: Sequence[DoseLog] = ()
+    regimens: Sequence[RegimenEvent] = ()
+    troughs: Sequence[TroughResult] = ()
+    side_effects: Sequence[SideEffectReport] = ()
+    events: Sequence[LamEvent] = ()
+
+
+# -------------------------------------------------------------------- outputs
+
+
+@dataclass(frozen=True, slots=True)
+class AlertCandidate:
+    rule: str
+    severity: str  # 'urgent' | 'review' | 'digest'
+    episode_key: str  # stable for one ongoing episode: the de-duplication key
+    numbers: dict[str, NumberLike]
+    explanation: str  # for clinicians; never contains the patient's name
+    patient_message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SlopeEstimate:
+    """A robust slope with an autocorrelation-honest confidence interval."""
+
+    slope_ml_per_year: float
+    ci_low: float
+    ci_high: float
+    se_ml_per_year: float
+    intercept_l: float  # fitted FEV1 (L) at the last reading
+    n_readings: int
+    span_days: float
+    lag1_autocorrelation: float
+    effective_n: float
+    residual_sd_ml: float
+    n_outliers: int
+
+
+@dataclass(frozen=True, slots=True)
+class TrendSegment:
+    label: str  # 'before_treatment' | 'on_treatment' | 'dose_<date>'
+    start: date
+    end: date
+    slope_ml_per_year: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n_readings: int
+    span_days: float
+    verdict: str
+
+
+@dataclass(frozen=True, slots=True)
+class TrendResult:
+    slope_ml_per_year: float | None
+    ci_low: float | None
+    ci_high: float | None
+    slope_pct_pred_per_year: float | None
+    n_readings: int
+    span_days: float
+    verdict: str  # 'insufficient_data' | 'improving' | 'stable' | 'declining' | 'rapid_decline'
+    window_start: date | None = None
+    window_end: date | None = None
+    confidence: float = 0.95
+    lag1_autocorrelation: float | None = None
+    effective_n: float | None = None
+    n_outliers: int = 0
+    segments: tuple[TrendSegment, ...] = ()
+    # on-treatment minus before-treatment slope, with its CI: "is the drug working?"
+    treatment_effect_ml_per_year: float | None = None
+    treatment_effect_ci_low: float | None = None
+    treatment_effect_ci_high: float | None = None
+    latest_clinic_fev1_l: float | None = None
+    latest_clinic_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TroughScheduleItem:
+    reason: str  # 'start' | 'dose_change' | 'interacting_drug' | 'resume' | 'maintenance'
+    anchor_date: date
+    due_date: date
+    window_start: date
+    window_end: date
+    missed_after: date  # 'missed' from the day after this date
+    status: str  # 'upcoming' | 'due' | 'overdue' | 'missed' | 'done'
+    done_by: str | None = None  # trough result id
+
+
+@dataclass(frozen=True, slots=True)
+class TroughFlags:
+    hours_since_last_dose: float | None
+    days_since_regimen_change: float | None
+    not_true_trough: bool
+    before_steady_state: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    patient_id: str
+    as_of: datetime
+    trend: TrendResult
+    trough_schedule: tuple[TroughScheduleItem, ...]
+    candidates: tuple[AlertCandidate, ...]
+    notes: tuple[str, ...] = field(default=())

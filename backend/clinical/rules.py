@@ -1,0 +1,665 @@
+"""Alert rules: pure functions from facts to alert candidates.
+
+Each rule returns `AlertCandidate`s (or None) with the rule id, a severity
+('urgent' same day, 'review' within days, 'digest' in the daily summary), an
+episode key that stays the same for one ongoing episode across nightly runs
+(the alert store de-duplicates on it), the numbers behind the decision, a
+plain explanation for clinicians (never the patient's name) and, where useful,
+a message for the patient. Every threshold comes from `Thresholds`, whose
+fields cite their sources (`THRESHOLD_SOURCES`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from math import ceil
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from backend.clinical import catalog
+from backend.clinical.gli import age_on, fev1_reference
+from backend.clinical.model import (
+    AlertCandidate,
+    DoseLog,
+    LamEvent,
+    NumberLike,
+    PatientFacts,
+    RegimenEvent,
+    SideEffectReport,
+    SpirometryReading,
+    TrendResult,
+    TroughFlags,
+    TroughResult,
+    TroughScheduleItem,
+)
+from backend.clinical.series import DailySeries, day_to_date
+from backend.clinical.thresholds import Thresholds
+
+CARE_TEAM_TODAY = "Please contact your care team today."
+EMERGENCY_NOW = (
+    "Seek emergency care now (call your local emergency number) if you have sudden chest "
+    "pain or breathlessness; then let your care team know."
+)
+
+
+def _r(x: float | None, nd: int = 1) -> float | None:
+    return None if x is None else round(float(x), nd)
+
+
+# ----------------------------------------------------------- rapid decline
+
+
+def rapid_fev1_decline(
+    trend: TrendResult, thresholds: Thresholds, *, segment_key: str
+) -> AlertCandidate | None:
+    """Home FEV1 slope <= -90 mL/yr with a statistically clear decline.
+
+    Source: ATS/JRS 2016 (decline >= 90 mL/yr is a treatment criterion); Gupta
+    et al., Chest 2019 (untreated decline 89 ± 53 mL/yr). The verdict needs the
+    minimum span and reading count and the CI's upper bound below
+    `rapid_decline_ci_high_below_ml_per_year` (see trend.verdict). The episode
+    key names the treatment segment (untreated, or on treatment since a date),
+    so it stays the same while the decline persists in that segment.
+    """
+    if trend.verdict != "rapid_decline" or trend.slope_ml_per_year is None:
+        return None
+    level = round(100 * trend.confidence)
+    numbers: dict[str, NumberLike] = {
+        "slope_ml_per_year": _r(trend.slope_ml_per_year),
+        "ci_low_ml_per_year": _r(trend.ci_low),
+        "ci_high_ml_per_year": _r(trend.ci_high),
+        "confidence": trend.confidence,
+        "slope_pct_pred_per_year": _r(trend.slope_pct_pred_per_year, 2),
+        "n_readings": trend.n_readings,
+        "span_days": _r(trend.span_days, 0),
+        "lag1_autocorrelation": _r(trend.lag1_autocorrelation, 2),
+        "effective_n": _r(trend.effective_n, 0),
+        "threshold_ml_per_year": thresholds.rapid_decline_ml_per_year,
+        "window_start": None if trend.window_start is None else trend.window_start.isoformat(),
+        "segment": segment_key,
+    }
+    explanation = (
+        f"Home FEV1 is falling by {-trend.slope_ml_per_year:.0f} mL/year "
+        f"({level} % CI {-(trend.ci_high or 0):.0f} to {-(trend.ci_low or 0):.0f} mL/year decline) "
+        f"over {trend.span_days:.0f} days ({trend.n_readings} reading days from "
+        f"{trend.window_start}; {segment_key.replace('_', ' ')}). Threshold: decline of "
+        f"{-thresholds.rapid_decline_ml_per_year:.0f} mL/year or more (ATS/JRS 2016), with "
+        f"the interval excluding a stable course. The interval allows for day-to-day "
+        f"correlation of home readings (lag-1 r = {trend.lag1_autocorrelation or 0:.2f}, "
+        f"effective n {trend.effective_n or 0:.0f})."
+    )
+    if trend.latest_clinic_fev1_l is not None and trend.latest_clinic_at is not None:
+        explanation += (
+            f" Latest clinic FEV1 {trend.latest_clinic_fev1_l:.2f} L on "
+            f"{trend.latest_clinic_at.date().isoformat()} (reported separately)."
+        )
+    return AlertCandidate(
+        rule="rapid_fev1_decline",
+        severity="review",
+        episode_key=f"rapid_fev1_decline:{segment_key}",
+        numbers=numbers,
+        explanation=explanation,
+        patient_message=None,
+    )
+
+
+# -------------------------------------------------------------- acute drop
+
+
+@dataclass(frozen=True, slots=True)
+class AcuteDrop:
+    onset_day: int
+    last_day: int
+    baseline_l: float
+    n_baseline: int
+    window_mean_l: float
+    window_max_l: float
+    n_window: int
+    drop_fraction: float  # of the window mean below baseline
+
+
+def find_acute_drop(
+    series: DailySeries, as_of_day: int, thresholds: Thresholds
+) -> AcuteDrop | None:
+    """Bjortuft 1993: FEV1 >= 10 % below the mean of the previous 7 days,
+    persisting >= 2 days.
+
+    For every candidate onset day in the last `acute_lookback_days`, the
+    baseline is the mean of the daily values in the `acute_baseline_days`
+    calendar days before it (at least `acute_baseline_min_readings`), and the
+    drop persists if every daily value from the onset to the latest reading is
+    at or below (1 - fraction) x baseline, over at least `acute_persistence_days`
+    calendar days and two reading days. The earliest such onset is returned,
+    so the episode (and its key) stays the same while the drop persists. Only
+    readings on the device of the latest reading are compared (a device change
+    is not a drop). The latest reading must be recent (within the persistence
+    period of `as_of_day`). Vectorised over candidate onsets.
+    """
+    t = thresholds
+    first = as_of_day - t.acute_lookback_days - t.acute_baseline_days
+    s = series.between(first, as_of_day)
+    if len(s) < t.acute_baseline_min_readings + 2:
+        return None
+    last_day = int(s.day[-1])
+    if as_of_day - last_day > t.acute_persistence_days:
+        return None
+    same = s.device == s.device[-1]
+    day = s.day[same]
+    val = s.fev1_l[same]
+    n = day.size
+    if n < t.acute_baseline_min_readings + 2:
+        return None
+    csum = np.concatenate(([0.0], np.cumsum(val)))
+    lo = np.searchsorted(day, day - t.acute_baseline_days, side="left")
+    hi = np.arange(n)  # baseline = days strictly before the onset
+    n_base = hi - lo
+    base = np.divide(csum[hi] - csum[lo], n_base, out=np.zeros(n), where=n_base > 0)
+    # suffix max and mean from each onset to the latest reading
+    suffix_max = np.maximum.accumulate(val[::-1])[::-1]
+    n_win = n - np.arange(n)
+    win_mean = (csum[n] - csum[np.arange(n)]) / n_win
+    limit = (1.0 - t.acute_drop_fraction) * base
+    ok = (
+        (day >= as_of_day - t.acute_lookback_days)
+        & (n_base >= t.acute_baseline_min_readings)
+        & (n_win >= 2)
+        & (last_day - day + 1 >= t.acute_persistence_days)
+        & (suffix_max <= limit)
+    )
+    idx = np.flatnonzero(ok)
+    if idx.size == 0:
+        return None
+    k = int(idx[0])
+    return AcuteDrop(
+        onset_day=int(day[k]),
+        last_day=last_day,
+        baseline_l=float(base[k]),
+        n_baseline=int(n_base[k]),
+        window_mean_l=float(win_mean[k]),
+        window_max_l=float(suffix_max[k]),
+        n_window=int(n_win[k]),
+        drop_fraction=float(1.0 - win_mean[k] / base[k]),
+    )
+
+
+def acute_fev1_drop(drop: AcuteDrop | None, thresholds: Thresholds) -> AlertCandidate | None:
+    if drop is None:
+        return None
+    onset = day_to_date(drop.onset_day)
+    numbers: dict[str, NumberLike] = {
+        "baseline_fev1_l": _r(drop.baseline_l, 3),
+        "baseline_readings": drop.n_baseline,
+        "window_mean_fev1_l": _r(drop.window_mean_l, 3),
+        "window_max_fev1_l": _r(drop.window_max_l, 3),
+        "window_readings": drop.n_window,
+        "drop_pct": _r(100 * drop.drop_fraction, 1),
+        "threshold_pct": 100 * thresholds.acute_drop_fraction,
+        "onset": onset.isoformat(),
+        "latest": day_to_date(drop.last_day).isoformat(),
+    }
+    explanation = (
+        f"Home FEV1 has been at least {100 * thresholds.acute_drop_fraction:.0f} % below "
+        f"the personal baseline since {onset.isoformat()}: mean {drop.window_mean_l:.2f} L "
+        f"over {drop.n_window} reading days vs baseline {drop.baseline_l:.2f} L (mean of "
+        f"{drop.n_baseline} reading days in the {thresholds.acute_baseline_days} days before), "
+        f"a {100 * drop.drop_fraction:.0f} % drop (rule of Bjortuft et al., ERJ 1993)."
+    )
+    return AlertCandidate(
+        rule="acute_fev1_drop",
+        severity="review",
+        episode_key=f"acute_fev1_drop:{onset.isoformat()}",
+        numbers=numbers,
+        explanation=explanation,
+        patient_message=(
+            "Your recent breathing tests are lower than usual and your care team has been "
+            "told. If you feel more breathless, have chest pain or a fever, contact them today."
+        ),
+    )
+
+
+# --------------------------------------------------- drop with symptoms
+
+
+def side_effect_grade(report: SideEffectReport) -> int:
+    """CTCAE grade: the clinician's grade when given, else the PRO-CTCAE severity."""
+    if report.ctcae_grade is not None:
+        return report.ctcae_grade
+    return catalog.PRO_CTCAE_SEVERITY.get(report.severity, 0)
+
+
+def is_respiratory_symptom(report: SideEffectReport, thresholds: Thresholds) -> bool:
+    """New cough, breathlessness, chest infection / pneumonitis, or fever."""
+    term = catalog.SIDE_EFFECT_TERMS.get(report.term)
+    fever = report.temperature_c is not None and report.temperature_c >= thresholds.fever_c
+    return fever or (term is not None and term.respiratory and side_effect_grade(report) >= 1)
+
+
+def fev1_drop_with_symptoms(
+    fev1_alert: AlertCandidate,
+    side_effects: Iterable[SideEffectReport],
+    since: datetime,
+    as_of: datetime,
+    thresholds: Thresholds,
+) -> AlertCandidate | None:
+    """A decline or drop with new respiratory symptoms or fever is a
+    "progression or pneumonitis / infection?" question (domain.md §5); it
+    replaces the plain FEV1 alert. `since` is the start of the symptom window
+    (drop onset or as_of, minus `symptom_window_days`).
+    """
+    symptoms = sorted(
+        (r for r in side_effects
+         if since <= r.onset_at <= as_of and is_respiratory_symptom(r, thresholds)),
+        key=lambda r: r.onset_at,
+    )
+    if not symptoms:
+        return None
+    names: set[str] = set()
+    for r in symptoms:
+        term = catalog.SIDE_EFFECT_TERMS.get(r.term)
+        if term is not None and term.respiratory and side_effect_grade(r) >= 1:
+            names.add(term.ctcae_term.lower())
+        if r.temperature_c is not None and r.temperature_c >= thresholds.fever_c:
+            names.add(f"fever {r.temperature_c:.1f} °C")
+    numbers = dict(fev1_alert.numbers)
+    numbers["underlying_rule"] = fev1_alert.rule
+    numbers["symptom_reports"] = len(symptoms)
+    numbers["first_symptom_at"] = symptoms[0].onset_at.isoformat()
+    max_temp = max((r.temperature_c for r in symptoms if r.temperature_c is not None), default=None)
+    numbers["max_temperature_c"] = max_temp
+    return AlertCandidate(
+        rule="fev1_drop_with_symptoms",
+        severity="review",
+        episode_key=f"fev1_drop_with_symptoms:{fev1_alert.episode_key}",
+        numbers=numbers,
+        explanation=(
+            f"FEV1 fall with new respiratory symptoms ({', '.join(sorted(names))}): progression, "
+            f"or pneumonitis / infection? " + fev1_alert.explanation
+        ),
+        patient_message=(
+            "Your breathing tests are lower than usual and you reported new symptoms. "
+            + CARE_TEAM_TODAY
+        ),
+    )
+
+
+# ------------------------------------------------- start criterion (untreated)
+
+
+def fev1_below_start_criterion(
+    facts: PatientFacts,
+    series: DailySeries,
+    clinic: SpirometryReading | None,
+    as_of: datetime,
+    thresholds: Thresholds,
+    *,
+    treated: bool,
+) -> AlertCandidate | None:
+    """FEV1 < 70 % predicted (GLI Global) in an untreated patient (ATS/JRS 2016).
+
+    Uses the median of home daily values over the last `start_criterion_home_days`
+    (at least `start_criterion_min_readings`) when available, else the latest
+    clinic value of the last year.
+    """
+    if treated or facts.treatment_status not in ("untreated", "stopped"):
+        return None
+    zone = ZoneInfo(facts.timezone)
+    today = as_of.astimezone(zone).date()
+    recent = series.between(today.toordinal() - thresholds.start_criterion_home_days + 1,
+                            today.toordinal())
+    if len(recent) >= thresholds.start_criterion_min_readings:
+        value = float(np.median(recent.fev1_l))
+        source = f"median of {len(recent)} home reading days in the last " \
+                 f"{thresholds.start_criterion_home_days} days"
+        on = today
+    elif clinic is not None and (as_of - clinic.measured_at) <= timedelta(days=365):
+        value = clinic.fev1_l
+        on = clinic.measured_at.astimezone(zone).date()
+        source = f"clinic spirometry on {on.isoformat()}"
+    else:
+        return None
+    ref = fev1_reference(sex_at_birth=facts.sex_at_birth,
+                         age_years=age_on(facts.date_of_birth, on),
+                         height_cm=facts.height_cm, fev1_l=value)
+    if ref is None or ref.percent_predicted >= thresholds.start_criterion_pct_predicted:
+        return None
+    return AlertCandidate(
+        rule="fev1_below_start_criterion",
+        severity="review",
+        episode_key="fev1_below_start_criterion",
+        numbers={
+            "fev1_l": round(value, 3),
+            "predicted_l": ref.predicted_l,
+            "percent_predicted": ref.percent_predicted,
+            "z_score": ref.z_score,
+            "threshold_pct_predicted": thresholds.start_criterion_pct_predicted,
+            "source": source,
+        },
+        explanation=(
+            f"FEV1 {value:.2f} L is {ref.percent_predicted:.0f} % predicted (GLI Global, "
+            f"predicted {ref.predicted_l:.2f} L; {source}) in a patient not on sirolimus. "
+            f"FEV1 < {thresholds.start_criterion_pct_predicted:.0f} % predicted is a "
+            f"treatment criterion (ATS/JRS 2016)."
+        ),
+        patient_message=None,
+    )
+
+
+# ----------------------------------------------------------- trough schedule
+
+
+def trough_schedule_alert(item: TroughScheduleItem | None) -> AlertCandidate | None:
+    """'due' / 'overdue' -> trough_draw_due (digest); 'missed' -> trough_draw_missed
+    (review). The key names the reason and the due date (Rapamune label §2)."""
+    if item is None or item.status in ("upcoming", "done"):
+        return None
+    numbers: dict[str, NumberLike] = {
+        "reason": item.reason,
+        "anchor_date": item.anchor_date.isoformat(),
+        "due_date": item.due_date.isoformat(),
+        "window_start": item.window_start.isoformat(),
+        "window_end": item.window_end.isoformat(),
+        "missed_after": item.missed_after.isoformat(),
+        "status": item.status,
+    }
+    what = {
+        "start": "after starting sirolimus",
+        "resume": "after resuming sirolimus",
+        "dose_change": "after a dose change",
+        "interacting_drug": "after an interacting drug was started or stopped",
+        "maintenance": "maintenance (every 3 months once stable)",
+    }.get(item.reason, item.reason)
+    if item.status == "missed":
+        return AlertCandidate(
+            rule="trough_draw_missed",
+            severity="review",
+            episode_key=f"trough_draw_missed:{item.reason}:{item.due_date.isoformat()}",
+            numbers=numbers,
+            explanation=(
+                f"No sirolimus trough recorded for the draw due {item.due_date.isoformat()} "
+                f"({what}; window {item.window_start.isoformat()} to "
+                f"{item.window_end.isoformat()}, missed after {item.missed_after.isoformat()})."
+            ),
+            patient_message=(
+                "Your sirolimus blood test is overdue. Please contact your care team to "
+                "arrange it."
+            ),
+        )
+    return AlertCandidate(
+        rule="trough_draw_due",
+        severity="digest",
+        episode_key=f"trough_draw_due:{item.reason}:{item.due_date.isoformat()}",
+        numbers=numbers,
+        explanation=(
+            f"Sirolimus trough due {item.due_date.isoformat()} ({what}; window "
+            f"{item.window_start.isoformat()} to {item.window_end.isoformat()})."
+        ),
+        patient_message=(
+            f"Your sirolimus blood test is due around {item.due_date.isoformat()}. Have the "
+            f"blood drawn just before your next dose (about 24 hours after the last one)."
+        ),
+    )
+
+
+# ----------------------------------------------------------- trough level
+
+
+def current_daily_dose(regimens: Iterable[RegimenEvent], at: datetime) -> float | None:
+    dose = None
+    last = None
+    for r in regimens:
+        if (r.kind in ("start", "dose_change", "resume") and r.daily_dose_mg is not None
+                and r.effective_at <= at and (last is None or r.effective_at > last)):
+            last, dose = r.effective_at, r.daily_dose_mg
+    return dose
+
+
+def trough_out_of_range(
+    trough: TroughResult,
+    flags: TroughFlags,
+    doses: Iterable[DoseLog],
+    regimens: Iterable[RegimenEvent],
+    facts: PatientFacts,
+    thresholds: Thresholds,
+) -> AlertCandidate | None:
+    """A trough outside the patient's target (default 5-15 ng/mL, MILES), told apart:
+
+    - before steady state (< 7 days after a change, Rapamune label): no alert on it
+      alone (the flag is shown with the result);
+    - not a true trough (20-28 h after the last dose): repeat at trough;
+    - low with missed doses in the prior 7 days: an adherence question;
+    - otherwise a dose question; the proportional adjustment new = current x
+      target / measured is shown as information, never as a prescription.
+    """
+    low = facts.trough_target_low if facts.trough_target_low is not None \
+        else thresholds.trough_target_low
+    high = facts.trough_target_high if facts.trough_target_high is not None \
+        else thresholds.trough_target_high
+    v = trough.value_ng_ml
+    if low <= v <= high or flags.before_steady_state:
+        return None
+    direction = "low" if v < low else "high"
+    since = trough.drawn_at - timedelta(days=thresholds.adherence_lookback_days)
+    missed = sum(
+        1 for d in doses if d.status == "missed" and since <= d.taken_at <= trough.drawn_at
+    )
+    dose = current_daily_dose(regimens, trough.drawn_at)
+    numbers: dict[str, NumberLike] = {
+        "value_ng_ml": v,
+        "target_low_ng_ml": low,
+        "target_high_ng_ml": high,
+        "direction": direction,
+        "hours_since_last_dose": flags.hours_since_last_dose,
+        "days_since_regimen_change": flags.days_since_regimen_change,
+        "missed_doses_prior_7_days": missed,
+        "current_daily_dose_mg": dose,
+        "drawn_at": trough.drawn_at.isoformat(),
+    }
+    head = f"Sirolimus level {v:g} ng/mL is {direction} (target {low:g}-{high:g} ng/mL)"
+    if flags.not_true_trough:
+        kind = "not_true_trough"
+        text = (
+            f"{head}, but it was drawn {flags.hours_since_last_dose:g} h after the last dose "
+            f"(a true trough is {thresholds.true_trough_min_hours:g}-"
+            f"{thresholds.true_trough_max_hours:g} h): not a true trough. Consider repeating "
+            f"the draw just before a dose before changing anything."
+        )
+    elif direction == "low" and missed > 0:
+        kind = "adherence"
+        text = (
+            f"{head}, with {missed} missed dose(s) logged in the "
+            f"{thresholds.adherence_lookback_days} days before the draw: an adherence "
+            f"question, not a dose question."
+        )
+    else:
+        kind = "dose_question"
+        text = f"{head} at steady state with no missed doses logged: a dose question."
+        if dose is not None and v > 0:
+            target = (low + high) / 2.0
+            proposed = dose * target / v
+            numbers["target_mid_ng_ml"] = target
+            numbers["proportional_dose_mg"] = round(proposed, 2)
+            text += (
+                f" For information only, not a prescription: proportional adjustment to "
+                f"the middle of the range would be {dose:g} mg x {target:g} / {v:g} = "
+                f"{proposed:.2f} mg/day (Rapamune label); the prescriber decides."
+            )
+    numbers["kind"] = kind
+    return AlertCandidate(
+        rule="trough_out_of_range",
+        severity="review",
+        episode_key=f"trough_out_of_range:{trough.id}",
+        numbers=numbers,
+        explanation=text,
+        patient_message=None,
+    )
+
+
+# ------------------------------------------------- side effects, LAM events
+
+
+def side_effect_alert(report: SideEffectReport, thresholds: Thresholds) -> AlertCandidate | None:
+    """Same-day (urgent) if any grade >= 3, pneumonitis or dyspnea >= 2, fever >= 38.0 °C
+    or antibiotics started (CTCAE v5 / PRO-CTCAE; domain.md §5). Grade 2 otherwise goes
+    to the digest; milder reports raise nothing. A clinician's CTCAE grade takes
+    precedence over the patient's PRO-CTCAE severity."""
+    grade = side_effect_grade(report)
+    term = catalog.SIDE_EFFECT_TERMS.get(report.term)
+    name = term.ctcae_term if term else report.term
+    reasons: list[str] = []
+    if grade >= thresholds.urgent_grade:
+        reasons.append(f"grade {grade}")
+    if report.term in ("pneumonitis", "dyspnea") and grade >= thresholds.respiratory_urgent_grade:
+        reasons.append(f"{name.lower()} grade {grade}")
+    if report.temperature_c is not None and report.temperature_c >= thresholds.fever_c:
+        reasons.append(f"fever {report.temperature_c:.1f} °C")
+    if report.antibiotics_started:
+        reasons.append("antibiotics started")
+    numbers: dict[str, NumberLike] = {
+        "term": report.term,
+        "grade": grade,
+        "grade_source": "ctcae" if report.ctcae_grade is not None else "pro_ctcae",
+        "severity": report.severity,
+        "temperature_c": report.temperature_c,
+        "antibiotics_started": report.antibiotics_started,
+        "onset_at": report.onset_at.isoformat(),
+    }
+    if reasons:
+        numbers["reasons"] = "; ".join(reasons)
+        if report.term in ("pneumonitis", "dyspnea") and grade >= 4:
+            message = EMERGENCY_NOW
+        else:
+            message = CARE_TEAM_TODAY
+        return AlertCandidate(
+            rule="urgent_side_effect",
+            severity="urgent",
+            episode_key=f"urgent_side_effect:{report.id}",
+            numbers=numbers,
+            explanation=(
+                f"{name} reported ({'; '.join(reasons)}): same-day review "
+                f"(CTCAE v5 / PRO-CTCAE; on sirolimus consider pneumonitis and infection)."
+            ),
+            patient_message=message,
+        )
+    if grade >= thresholds.digest_grade:
+        return AlertCandidate(
+            rule="urgent_side_effect",
+            severity="digest",
+            episode_key=f"urgent_side_effect:{report.id}",
+            numbers=numbers,
+            explanation=f"{name} reported, grade {grade} (moderate): for the daily digest.",
+            patient_message="Thank you. Your care team will review this report.",
+        )
+    return None
+
+
+URGENT_LAM_EVENTS = frozenset({"pneumothorax", "chylothorax"})
+
+
+def lam_event_alert(event: LamEvent, thresholds: Thresholds) -> AlertCandidate | None:
+    """Pneumothorax and chylothorax are urgent; other LAM events go to review."""
+    del thresholds  # no numeric threshold; kept for a uniform signature
+    urgent = event.kind in URGENT_LAM_EVENTS
+    if event.kind == "pneumothorax":
+        message = EMERGENCY_NOW
+    elif urgent:
+        message = CARE_TEAM_TODAY
+    else:
+        message = "Thank you. Your care team will review this."
+    return AlertCandidate(
+        rule="lam_event",
+        severity="urgent" if urgent else "review",
+        episode_key=f"lam_event:{event.id}",
+        numbers={"kind": event.kind, "occurred_at": event.occurred_at.isoformat()},
+        explanation=(
+            f"LAM event reported: {event.kind.replace('_', ' ')} on "
+            f"{event.occurred_at.date().isoformat()}."
+            + (" Same-day review." if urgent else "")
+        ),
+        patient_message=message,
+    )
+
+
+# --------------------------------------------------------------- adherence
+
+
+def readings_overdue(
+    facts: PatientFacts,
+    last_home_reading_at: datetime | None,
+    as_of: datetime,
+    thresholds: Thresholds,
+) -> AlertCandidate | None:
+    """No home session for longer than the expected interval plus
+    `readings_overdue_days` (calendar days in the patient's zone)."""
+    if facts.expected_sessions_per_week <= 0 or last_home_reading_at is None:
+        return None
+    zone = ZoneInfo(facts.timezone)
+    last = last_home_reading_at.astimezone(zone).date()
+    today = as_of.astimezone(zone).date()
+    interval = ceil(7 / facts.expected_sessions_per_week)
+    allowed = interval + thresholds.readings_overdue_days
+    gap = (today - last).days
+    if gap <= allowed:
+        return None
+    return AlertCandidate(
+        rule="readings_overdue",
+        severity="digest",
+        episode_key=f"readings_overdue:{last.isoformat()}",
+        numbers={
+            "last_reading_date": last.isoformat(),
+            "days_since_last_reading": gap,
+            "expected_sessions_per_week": facts.expected_sessions_per_week,
+            "allowed_gap_days": allowed,
+        },
+        explanation=(
+            f"No home spirometry for {gap} days (last on {last.isoformat()}; expected "
+            f"{facts.expected_sessions_per_week} sessions a week)."
+        ),
+        patient_message=(
+            f"We have not received a breathing test from you since {last.isoformat()}. "
+            "Please do one when you can, or tell us if your device has a problem."
+        ),
+    )
+
+
+def repeated_missed_doses(
+    doses: Sequence[DoseLog], as_of: datetime, timezone: str, thresholds: Thresholds
+) -> AlertCandidate | None:
+    """>= `missed_doses_count` missed doses within the trailing
+    `missed_doses_window_days`. The episode starts at the first missed dose of a
+    chain in which consecutive missed doses are no more than the window apart,
+    so the key stays the same while the missing continues."""
+    missed = sorted(d.taken_at for d in doses if d.status == "missed" and d.taken_at <= as_of)
+    if not missed:
+        return None
+    window = timedelta(days=thresholds.missed_doses_window_days)
+    recent = [m for m in missed if m > as_of - window]
+    if len(recent) < thresholds.missed_doses_count:
+        return None
+    start = len(missed) - 1
+    while start > 0 and missed[start] - missed[start - 1] <= window:
+        start -= 1
+    zone = ZoneInfo(timezone)
+    first: date = missed[start].astimezone(zone).date()
+    return AlertCandidate(
+        rule="repeated_missed_doses",
+        severity="review",
+        episode_key=f"repeated_missed_doses:{first.isoformat()}",
+        numbers={
+            "missed_in_window": len(recent),
+            "window_days": thresholds.missed_doses_window_days,
+            "threshold": thresholds.missed_doses_count,
+            "episode_start": first.isoformat(),
+            "latest_missed_at": missed[-1].isoformat(),
+        },
+        explanation=(
+            f"{len(recent)} missed sirolimus doses logged in the last "
+            f"{thresholds.missed_doses_window_days} days (episode since {first.isoformat()})."
+        ),
+        patient_message=(
+            "You have logged several missed doses recently. If something makes taking "
+            "sirolimus difficult, please talk to your care team."
+        ),
+    )

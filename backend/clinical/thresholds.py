@@ -1,0 +1,254 @@
+"""Every number the clinical rules use, with where it comes from.
+
+`DEFAULT_THRESHOLDS` holds the product defaults. A care team can override any
+field, and so can a patient's own settings: `DEFAULT_THRESHOLDS.merged(team, patient)`
+applies the team overrides first and the patient overrides last. Unknown keys and
+values of the wrong type raise ValueError, so the API can validate a PATCH with
+the same call.
+
+Sources are cited in `THRESHOLD_SOURCES` (field -> citation); the API documents
+them beside each field. Values marked "product default" are choices, not
+published thresholds, and values marked "unconfirmed" have no published source.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, get_type_hints
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    # --- lung-function series -------------------------------------------------
+    trusted_grades: tuple[str, ...] = ("A", "B", "C")
+    use_ungraded: bool = True
+    learning_days: int = 14
+    daily_aggregate: str = "median"
+    fev1_plausible_min_l: float = 0.3
+    fev1_plausible_max_l: float = 7.0
+
+    # --- trend ----------------------------------------------------------------
+    rapid_decline_ml_per_year: float = -90.0
+    trend_window_days: int = 365
+    trend_min_span_days: int = 180
+    trend_min_readings: int = 30
+    trend_confidence: float = 0.95
+    rapid_decline_ci_high_below_ml_per_year: float = 0.0
+    outlier_robust_z: float = 4.0
+    split_at_dose_changes: bool = False
+
+    # --- acute drop (Bjortuft 1993) ------------------------------------------
+    acute_drop_fraction: float = 0.10
+    acute_persistence_days: int = 2
+    acute_baseline_days: int = 7
+    acute_baseline_min_readings: int = 3
+    acute_lookback_days: int = 28
+    symptom_window_days: int = 14
+
+    # --- start criterion (ATS/JRS 2016) ---------------------------------------
+    start_criterion_pct_predicted: float = 70.0
+    start_criterion_home_days: int = 28
+    start_criterion_min_readings: int = 3
+
+    # --- troughs (Rapamune label; MILES) -------------------------------------
+    trough_target_low: float = 5.0
+    trough_target_high: float = 15.0
+    true_trough_min_hours: float = 20.0
+    true_trough_max_hours: float = 28.0
+    steady_state_days: int = 7
+    adherence_lookback_days: int = 7
+    start_due_day: int = 14
+    start_window_start_day: int = 10
+    start_window_end_day: int = 20
+    dose_change_due_day: int = 14
+    dose_change_window_start_day: int = 7
+    dose_change_window_end_day: int = 21
+    interacting_drug_due_day: int = 14
+    interacting_drug_window_start_day: int = 7
+    interacting_drug_window_end_day: int = 21
+    maintenance_interval_days: int = 90
+    maintenance_window_before_days: int = 14
+    draw_grace_days: int = 7
+    maintenance_grace_days: int = 14
+
+    # --- side effects and LAM events (CTCAE v5, PRO-CTCAE) ----------------------
+    urgent_grade: int = 3
+    respiratory_urgent_grade: int = 2
+    fever_c: float = 38.0
+    digest_grade: int = 2
+    side_effect_lookback_days: int = 7
+
+    # --- adherence ------------------------------------------------------------
+    readings_overdue_days: int = 7
+    missed_doses_count: int = 3
+    missed_doses_window_days: int = 14
+
+    def merged(self, *overrides: Mapping[str, Any]) -> Thresholds:
+        """Apply override mappings in order (team, then patient).
+
+        Raises ValueError on unknown keys, wrong types or values that make no
+        sense (negative day counts, fractions outside 0-1, inverted ranges).
+        """
+        hints = get_type_hints(Thresholds)
+        known = {f.name for f in fields(self)}
+        changes: dict[str, Any] = {}
+        for override in overrides:
+            if override is None:
+                continue
+            if not isinstance(override, Mapping):
+                raise ValueError("threshold overrides must be a mapping")
+            for key, value in override.items():
+                if key not in known:
+                    raise ValueError(f"unknown threshold: {key!r}")
+                changes[key] = _coerce(key, hints[key], value)
+        result = replace(self, **changes)
+        result.validate()
+        return result
+
+    def validate(self) -> None:
+        """Raise ValueError if the combination of values is inconsistent."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{f.name} must be finite")
+            if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+                raise ValueError(f"{f.name} must not be negative")
+        if not 0.0 < self.acute_drop_fraction < 1.0:
+            raise ValueError("acute_drop_fraction must be between 0 and 1")
+        if not 0.5 <= self.trend_confidence < 1.0:
+            raise ValueError("trend_confidence must be in [0.5, 1)")
+        if self.daily_aggregate not in ("median", "best"):
+            raise ValueError("daily_aggregate must be 'median' or 'best'")
+        bad = set(self.trusted_grades) - set("ABCDEUF")
+        if bad:
+            raise ValueError(f"unknown grades in trusted_grades: {sorted(bad)}")
+        pairs = (
+            ("trough_target_low", "trough_target_high"),
+            ("true_trough_min_hours", "true_trough_max_hours"),
+            ("fev1_plausible_min_l", "fev1_plausible_max_l"),
+            ("start_window_start_day", "start_due_day"),
+            ("start_due_day", "start_window_end_day"),
+            ("dose_change_window_start_day", "dose_change_due_day"),
+            ("dose_change_due_day", "dose_change_window_end_day"),
+            ("interacting_drug_window_start_day", "interacting_drug_due_day"),
+            ("interacting_drug_due_day", "interacting_drug_window_end_day"),
+        )
+        for low, high in pairs:
+            if getattr(self, low) > getattr(self, high):
+                raise ValueError(f"{low} must not exceed {high}")
+        if self.trend_min_readings < 3:
+            raise ValueError("trend_min_readings must be at least 3")
+        if self.acute_persistence_days < 1 or self.acute_baseline_days < 1:
+            raise ValueError("acute drop day counts must be at least 1")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _coerce(key: str, hint: Any, value: Any) -> Any:
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{key} must be true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{key} must be an integer")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{key} must be a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{key} must be a string")
+        return value
+    # tuple[str, ...]
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise ValueError(f"{key} must be a list of strings")
+    if not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{key} must be a list of strings")
+    return tuple(value)
+
+
+DEFAULT_THRESHOLDS = Thresholds()
+
+_ATS_JRS = "ATS/JRS LAM guideline 2016 (doi 10.1164/rccm.201607-1384ST)"
+_GUPTA = "Gupta et al., Chest 2019 (NHLBI registry: untreated decline 89 ± 53 mL/yr)"
+_LABEL = "Rapamune prescribing information, section 2 (therapeutic drug monitoring)"
+_BJORTUFT = "Bjortuft et al., ERJ 1993 (home spirometry after lung transplantation)"
+_ATS_ERS = "Graham et al., ATS/ERS spirometry standard 2019 (session grades)"
+_CTCAE = "NCI CTCAE v5.0 and PRO-CTCAE (severe ~ grade 3, very severe ~ grade 4)"
+_PRODUCT = "product default"
+
+THRESHOLD_SOURCES: dict[str, str] = {
+    "trusted_grades": f"{_ATS_ERS}: grades A-C are acceptable for interpretation",
+    "use_ungraded": f"{_PRODUCT}: most home devices send no blows, so no grade",
+    "learning_days": (
+        f"{_PRODUCT}: learning effect in the first weeks of home spirometry "
+        "(Noth et al., ERJ 2021, INMARK)"
+    ),
+    "daily_aggregate": (
+        f"{_PRODUCT}: median per local day; the best of several sessions rises with "
+        "the number of sessions and would bias trends"
+    ),
+    "fev1_plausible_min_l": f"{_PRODUCT}: physiologically implausible values are dropped",
+    "fev1_plausible_max_l": f"{_PRODUCT}: physiologically implausible values are dropped",
+    "rapid_decline_ml_per_year": f"{_ATS_JRS}: decline >= 90 mL/yr is a start criterion; {_GUPTA}",
+    "trend_window_days": f"{_PRODUCT}: 12-month trailing window",
+    "trend_min_span_days": (
+        f"{_PRODUCT}: detection limit in domain.md §3 (a 90 mL/yr decline needs "
+        "~0.7-0.9 yr of daily readings at SD 150 mL)"
+    ),
+    "trend_min_readings": f"{_PRODUCT}: minimum distinct reading days before any verdict",
+    "trend_confidence": f"{_PRODUCT}: two-sided level of the slope confidence interval",
+    "rapid_decline_ci_high_below_ml_per_year": (
+        f"{_PRODUCT}: the decline must also be statistically clear (upper CI bound below "
+        "this value) so stable patients are rarely flagged; validated in VALIDATION.md"
+    ),
+    "outlier_robust_z": f"{_PRODUCT}: robust z beyond which a reading is reported as outlier",
+    "split_at_dose_changes": f"{_PRODUCT}: also split on-treatment slopes at dose changes",
+    "acute_drop_fraction": f"{_BJORTUFT}: FEV1 >= 10 % below the 7-day baseline",
+    "acute_persistence_days": f"{_BJORTUFT}: drop persisting >= 2 days",
+    "acute_baseline_days": f"{_BJORTUFT}: baseline = mean of the previous 7 days",
+    "acute_baseline_min_readings": f"{_PRODUCT}: readings needed in the baseline week",
+    "acute_lookback_days": f"{_PRODUCT}: how far back a drop episode may have started",
+    "symptom_window_days": (
+        f"{_PRODUCT}: respiratory symptoms this close to a drop make it a "
+        "'progression or pneumonitis / infection?' question (domain.md §5)"
+    ),
+    "start_criterion_pct_predicted": f"{_ATS_JRS}: FEV1 < 70 % predicted",
+    "start_criterion_home_days": f"{_PRODUCT}: home readings pooled for the % predicted check",
+    "start_criterion_min_readings": f"{_PRODUCT}: home readings needed for the check",
+    "trough_target_low": "MILES, NEJM 2011: target 5-15 ng/mL (per-patient override)",
+    "trough_target_high": "MILES, NEJM 2011: target 5-15 ng/mL (per-patient override)",
+    "true_trough_min_hours": f"{_LABEL}: trough drawn ~24 h after a once-daily dose",
+    "true_trough_max_hours": f"{_LABEL}: trough drawn ~24 h after a once-daily dose",
+    "steady_state_days": f"{_LABEL}: re-check no sooner than 7-14 days after a dose change",
+    "adherence_lookback_days": f"{_PRODUCT}: missed doses this close make a low level an "
+    "adherence question",
+    "start_due_day": f"{_LABEL}: first trough 10-20 days after starting",
+    "start_window_start_day": f"{_LABEL}: first trough 10-20 days after starting",
+    "start_window_end_day": f"{_LABEL}: first trough 10-20 days after starting",
+    "dose_change_due_day": f"{_LABEL}: after a dose change wait >= 7-14 days",
+    "dose_change_window_start_day": f"{_LABEL}: after a dose change wait >= 7-14 days",
+    "dose_change_window_end_day": f"{_PRODUCT} (unconfirmed): window closes day 21",
+    "interacting_drug_due_day": f"{_LABEL} section 7: CYP3A4/P-gp interactions",
+    "interacting_drug_window_start_day": f"{_PRODUCT} (unconfirmed): as for a dose change",
+    "interacting_drug_window_end_day": f"{_PRODUCT} (unconfirmed): as for a dose change",
+    "maintenance_interval_days": f"{_LABEL}: once stable, at least every 3 months",
+    "maintenance_window_before_days": f"{_PRODUCT}: maintenance draw window opens 14 days early",
+    "draw_grace_days": f"{_PRODUCT}: days after the window closes before 'missed draw'",
+    "maintenance_grace_days": f"{_PRODUCT}: days after a maintenance due date before 'missed'",
+    "urgent_grade": f"{_CTCAE}: grade >= 3 is severe",
+    "respiratory_urgent_grade": f"{_CTCAE}: pneumonitis or dyspnea grade >= 2 is same-day",
+    "fever_c": f"{_PRODUCT} (domain.md §5): fever >= 38.0 °C is same-day",
+    "digest_grade": f"{_CTCAE}: grade 2 (moderate) reports go to the daily digest",
+    "side_effect_lookback_days": f"{_PRODUCT}: nightly pass re-reports recent reports (dedup)",
+    "readings_overdue_days": f"{_PRODUCT}: days beyond the expected interval with no reading",
+    "missed_doses_count": f"{_PRODUCT}: >= 3 missed doses in 14 days",
+    "missed_doses_window_days": f"{_PRODUCT}: >= 3 missed doses in 14 days",
+}
+
+assert set(THRESHOLD_SOURCES) == {f.name for f in fields(Thresholds)}

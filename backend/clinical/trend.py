@@ -1,0 +1,275 @@
+"""FEV1 slope: robust estimate, honest confidence interval, verdict.
+
+Estimator: Huber M-estimation (k = 1.345, 95 % efficient at normal noise) by
+iteratively reweighted least squares, with one intercept per device so a device
+change can shift the level without creating a slope. The regressor is time,
+which has no leverage outliers, so Huber's robustness to outlying FEV1 values
+is all that is needed; its cost is O(n) with vectorised numpy (~0.1-0.2 ms for a
+year of readings) where Theil-Sen's pairwise slopes cost O(n^2) (~5 ms for two
+years of daily readings, too slow for the nightly pass over 10,000 patients).
+Theil-Sen (same-device pairs) is kept as `method="theil_sen"` for comparison.
+
+Confidence interval: home readings are autocorrelated (day-to-day AR(1)), which
+makes the naive least-squares standard error too small and stable patients look
+like they decline. We estimate the lag-1 autocorrelation rho of the residuals
+(between consecutive readings, at the spacing the patient actually keeps) and use
+the AR(1) effective sample size n_eff = n (1 - rho) / (1 + rho): the slope
+variance is inflated by (1 + rho) / (1 - rho) and Student's t uses n_eff - 2
+degrees of freedom. This is the standard correction for trend tests on AR(1)
+series (e.g. Santer et al. 2000; Zwiers & von Storch 1995); unlike a block
+bootstrap it costs microseconds, and unlike Newey-West it does not need a
+bandwidth choice on short series. The residual scale comes from the residuals
+after removing robust outliers (|robust z| > `outlier_robust_z`), and the
+variance is divided by the estimator's efficiency (0.95 Huber, 0.91 Theil-Sen).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+from scipy import stats
+
+from backend.clinical.model import SlopeEstimate
+from backend.clinical.thresholds import Thresholds
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+ML_PER_YEAR_PER_L_PER_DAY = 1000.0 * 365.25
+THEIL_SEN_EFFICIENCY = 0.91
+HUBER_K = 1.345  # 95 % efficiency at normal errors
+HUBER_EFFICIENCY = 0.95
+MAX_RHO = 0.95
+
+
+@lru_cache(maxsize=64)
+def _pairs(n: int) -> tuple[IntArray, IntArray]:
+    i, j = np.triu_indices(n, 1)
+    i64 = i.astype(np.int64)
+    j64 = j.astype(np.int64)
+    i64.flags.writeable = False
+    j64.flags.writeable = False
+    return i64, j64
+
+
+@lru_cache(maxsize=4096)
+def _t_quantile(df: int, confidence: float) -> float:
+    return float(stats.t.ppf(0.5 + confidence / 2.0, df))
+
+
+def _group_median(codes: IntArray, values: FloatArray) -> FloatArray:
+    """Median of `values` within each group code, returned per element."""
+    order = np.lexsort((values, codes))
+    c = codes[order]
+    v = values[order]
+    _, start, counts = np.unique(c, return_index=True, return_counts=True)
+    med = 0.5 * (v[start + (counts - 1) // 2] + v[start + counts // 2])
+    group_index = np.searchsorted(np.unique(c), codes)
+    out: FloatArray = med[group_index]
+    return out
+
+
+def theil_sen(t: FloatArray, y: FloatArray, group: IntArray | None = None) -> float | None:
+    """Median pairwise slope (units of y per unit of t), same-group pairs only.
+
+    Pairs measured at the same t carry no slope information and are skipped,
+    so exact duplicates do not change the estimate. None if no usable pair.
+    """
+    n = t.size
+    if n < 2:
+        return None
+    i, j = _pairs(n)
+    dt = t[j] - t[i]
+    ok = dt != 0
+    if group is not None:
+        ok &= group[i] == group[j]
+    if not ok.any():
+        return None
+    slopes = (y[j][ok] - y[i][ok]) / dt[ok]
+    return float(np.median(slopes))
+
+
+def ols_slope(t: FloatArray, y: FloatArray) -> float | None:
+    """Plain least-squares slope (the comparator in VALIDATION.md)."""
+    if t.size < 2:
+        return None
+    tc = t - t.mean()
+    sxx = float(tc @ tc)
+    if sxx == 0.0:
+        return None
+    return float(tc @ (y - y.mean())) / sxx
+
+
+def _within(g: IntArray, w: FloatArray, x: FloatArray, n_groups: int) -> FloatArray:
+    """x minus its weighted mean within each group."""
+    sw = np.bincount(g, weights=w, minlength=n_groups)
+    sx = np.bincount(g, weights=w * x, minlength=n_groups)
+    means = np.divide(sx, sw, out=np.zeros_like(sx), where=sw > 0)
+    return x - means[g]
+
+
+def huber_slope(
+    t: FloatArray,
+    y: FloatArray,
+    group: IntArray,
+    *,
+    k: float = HUBER_K,
+    iterations: int = 30,
+) -> tuple[float, FloatArray, float] | None:
+    """Huber M-estimate of a common slope with one intercept per group (IRLS).
+
+    Returns (slope, residuals, robust scale) or None if time does not vary
+    within any group. Scale is the normalised MAD of the least-squares
+    residuals, refreshed once after the first pass (Huber's proposal 2 is
+    not needed for a single slope).
+    """
+    n_groups = int(group.max()) + 1
+    w = np.ones(t.size)
+    tc = _within(group, w, t, n_groups)
+    sxx = float(tc @ tc)
+    if sxx <= 0:
+        return None
+    yc = _within(group, w, y, n_groups)
+    b = float(tc @ yc) / sxx
+    resid = yc - b * tc
+    scale = 1.4826 * float(np.median(np.abs(resid)))
+    if scale <= 0:
+        return b, resid, 0.0
+    for it in range(iterations):
+        a = np.abs(resid)
+        w = np.where(a <= k * scale, 1.0, k * scale / np.maximum(a, 1e-300))
+        tc = _within(group, w, t, n_groups)
+        yc = _within(group, w, y, n_groups)
+        wt = w * tc
+        sxx = float(wt @ tc)
+        if sxx <= 0:
+            return None
+        b_new = float(wt @ yc) / sxx
+        resid = y - b_new * t
+        resid = resid - (
+            np.bincount(group, weights=w * resid, minlength=n_groups)
+            / np.maximum(np.bincount(group, weights=w, minlength=n_groups), 1e-300)
+        )[group]
+        if it == 0:
+            scale = max(1.4826 * float(np.median(np.abs(resid))), 1e-12)
+        if abs(b_new - b) <= 1e-10 * max(1.0, abs(b)):
+            b = b_new
+            break
+        b = b_new
+    return b, resid, scale
+
+
+def robust_slope(
+    t_days: npt.ArrayLike,
+    y_l: npt.ArrayLike,
+    group: npt.ArrayLike | None = None,
+    *,
+    confidence: float = 0.95,
+    outlier_z: float = 4.0,
+    method: str = "huber",
+) -> SlopeEstimate | None:
+    """Robust slope in mL/year with an AR(1)-adjusted confidence interval.
+
+    `method` is 'huber' (default: O(n), ~0.1 ms for a year of readings) or
+    'theil_sen' (O(n^2) pairs; kept for comparison and small series). Exact
+    duplicate points are counted once and input order does not matter.
+    """
+    t = np.asarray(t_days, np.float64)
+    y = np.asarray(y_l, np.float64)
+    g = np.zeros(t.size, np.int64) if group is None else np.asarray(group, np.int64)
+    if t.size < 2:
+        return None
+    # Sort by (t, y, group) and drop exact duplicates.
+    order = np.lexsort((g, y, t))
+    t, y, g = t[order], y[order], g[order]
+    dup = np.zeros(t.size, bool)
+    dup[1:] = (t[1:] == t[:-1]) & (y[1:] == y[:-1]) & (g[1:] == g[:-1])
+    if dup.any():
+        t, y, g = t[~dup], y[~dup], g[~dup]
+    _, g = np.unique(g, return_inverse=True)
+    g = g.astype(np.int64)
+    n_groups = int(g.max()) + 1
+    if method == "theil_sen":
+        b_ts = theil_sen(t, y, g)
+        if b_ts is None:
+            return None
+        b = b_ts
+        offsets = _group_median(g, y - b * t)
+        resid = y - b * t - offsets
+        efficiency = THEIL_SEN_EFFICIENCY
+    else:
+        fit = huber_slope(t, y, g)
+        if fit is None:
+            return None
+        b, resid, _ = fit
+        efficiency = HUBER_EFFICIENCY
+    mad = float(np.median(np.abs(resid - np.median(resid))))
+    robust_sd = 1.4826 * mad
+    inlier = np.abs(resid) <= outlier_z * robust_sd if robust_sd > 0 else np.ones(t.size, bool)
+    n_out = int(t.size - inlier.sum())
+    ti, ri, gi = t[inlier], resid[inlier], g[inlier]
+    n = int(ti.size)
+    groups_in = int(np.unique(gi).size) if n else 0
+    ss = float(ri @ ri)
+    rho = float(ri[1:] @ ri[:-1]) / ss if n >= 3 and ss > 0 else 0.0
+    rho = min(max(rho, 0.0), MAX_RHO)
+    n_eff = n * (1.0 - rho) / (1.0 + rho)
+    tc = _within(gi, np.ones(n), ti, n_groups) if n else ti
+    sxx = float(tc @ tc)
+    df_resid = n - 1 - groups_in
+    span = float(t[-1] - t[0])
+    slope_ml = b * ML_PER_YEAR_PER_L_PER_DAY
+    level = float(y[-1] - resid[-1])  # fitted value at the last reading
+    if sxx <= 0 or df_resid < 1:
+        return SlopeEstimate(
+            slope_ml, float("-inf"), float("inf"), float("inf"), level, int(t.size), span,
+            rho, n_eff, float("nan"), n_out,
+        )
+    s2 = ss / df_resid
+    var_b = s2 / sxx * (1.0 + rho) / (1.0 - rho) / efficiency
+    se_ml = float(np.sqrt(var_b)) * ML_PER_YEAR_PER_L_PER_DAY
+    df = max(1, int(np.floor(n_eff)) - 1 - groups_in)
+    half = _t_quantile(df, round(confidence, 6)) * se_ml
+    return SlopeEstimate(
+        slope_ml_per_year=slope_ml,
+        ci_low=slope_ml - half,
+        ci_high=slope_ml + half,
+        se_ml_per_year=se_ml,
+        intercept_l=level,
+        n_readings=int(t.size),
+        span_days=span,
+        lag1_autocorrelation=rho,
+        effective_n=n_eff,
+        residual_sd_ml=float(np.sqrt(s2)) * 1000.0,
+        n_outliers=n_out,
+    )
+
+
+def verdict(estimate: SlopeEstimate | None, thresholds: Thresholds) -> str:
+    """'insufficient_data' | 'rapid_decline' | 'declining' | 'improving' | 'stable'.
+
+    Rapid decline needs the point estimate at or below `rapid_decline_ml_per_year`
+    (ATS/JRS 2016, -90 mL/yr) *and* the upper confidence bound below
+    `rapid_decline_ci_high_below_ml_per_year` (0 by default: the decline is
+    statistically clear), after at least `trend_min_span_days` and
+    `trend_min_readings` reading days. The point estimate alone is not enough:
+    with SD 150 mL noise, a stable patient's 6-month slope is often below -90.
+    """
+    if (
+        estimate is None
+        or estimate.n_readings < thresholds.trend_min_readings
+        or estimate.span_days < thresholds.trend_min_span_days
+    ):
+        return "insufficient_data"
+    if (
+        estimate.slope_ml_per_year <= thresholds.rapid_decline_ml_per_year
+        and estimate.ci_high < thresholds.rapid_decline_ci_high_below_ml_per_year
+    ):
+        return "rapid_decline"
+    if estimate.ci_high < 0:
+        return "declining"
+    if estimate.ci_low > 0:
+        return "improving"
+    return "stable"
