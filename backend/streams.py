@@ -124,7 +124,7 @@ def ingest_batch(
         known.update(session.execute(
             select(model.client_id, model.id).where(model.patient_id == patient.id,
                                                     model.client_id.in_(chunk))
-        ).tuples().all())
+        ).all())
 
     fresh: list[tuple[int, dict[str, Any]]] = []
     for index, data in valid:
