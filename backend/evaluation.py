@@ -21,8 +21,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -216,6 +217,11 @@ def evaluate_one(
     return outcome
 
 
+def end_of_local_day(day: date, timezone: str) -> datetime:
+    """The last second of a calendar day in a patient's zone (DST-aware)."""
+    return datetime.combine(day, time(23, 59, 59), tzinfo=ZoneInfo(timezone))
+
+
 def _patient_ids(
     session_factory: sessionmaker[Session],
     *,
@@ -247,15 +253,17 @@ def evaluate_patients(
     session_factory: sessionmaker[Session],
     *,
     settings: Settings,
-    as_of: datetime | None = None,
+    as_of: datetime | date | None = None,
     full: bool = False,
     patient_ids: Sequence[str] | None = None,
     replay: bool = False,
 ) -> dict[str, int]:
     """Evaluate patients as of `as_of` (default now); one transaction each.
 
-    `replay=True` (a past as-of date) leaves `evaluated_at` untouched so the
-    live incremental pass still sees the patient's newer data.
+    A calendar date means the end of that day in each patient's own time zone,
+    as the nightly pass sees it. `replay=True` (a past as-of date) leaves
+    `evaluated_at` untouched so the live incremental pass still sees the
+    patient's newer data.
     """
     as_of = as_of or utcnow()
     summary = {"patients": 0, "opened": 0, "resolved": 0, "errors": 0}
@@ -266,7 +274,9 @@ def evaluate_patients(
                 patient = session.get(Patient, pid)
                 if patient is None:
                     continue
-                outcome = evaluate_one(session, patient, as_of=as_of, settings=settings)
+                moment = (as_of if isinstance(as_of, datetime)
+                          else end_of_local_day(as_of, patient.timezone))
+                outcome = evaluate_one(session, patient, as_of=moment, settings=settings)
                 if not replay:
                     session.execute(
                         update(Patient)

@@ -20,6 +20,7 @@ name or birth date is included (the database holds neither).
 
 from __future__ import annotations
 
+import email.policy
 import hashlib
 import logging
 import secrets
@@ -269,8 +270,13 @@ def queue_alert_emails(
 # ------------------------------------------------------------------ delivery
 
 
+# Long headers unfolded (RFC 5322 allows 998): a folded Message-ID is legal but
+# some servers compare it verbatim when they de-duplicate.
+EMAIL_POLICY = email.policy.SMTP.clone(max_line_length=998)
+
+
 def build_email(settings: Settings, row: OutboxMessage) -> EmailMessage:
-    message = EmailMessage()
+    message = EmailMessage(policy=EMAIL_POLICY)
     message["From"] = settings.email_from
     message["To"] = row.recipient
     message["Subject"] = row.subject
