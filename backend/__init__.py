@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 from flask import Flask, Response, g, request
-from flask_smorest import Api
 
 from backend.config import Settings
 
@@ -35,7 +35,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     web.init_app(app)
     limits.init_app(app, settings.rate_limit_storage_url)
 
-    api = Api(app, spec_kwargs={
+    from backend.openapi import ProblemApi
+
+    api = ProblemApi(app, spec_kwargs={
         "info": {"description": "Patient data, trends and care-team alerts for sirolimus therapy "
                                 "in LAM. Errors are application/problem+json (RFC 9457)."},
         "components": {"securitySchemes": {
@@ -60,8 +62,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     return app
 
 
-def register_blueprints(api: Api) -> None:
-    from backend import health, stream_routes
+def register_blueprints(api: Any) -> None:
+    from backend import health, stream_routes, trends
+    from backend.alerts.routes import blp as alerts_blp
     from backend.auth.routes import blp as auth_blp
     from backend.patients.routes import blp as patients_blp
 
@@ -72,9 +75,5 @@ def register_blueprints(api: Api) -> None:
     api.register_blueprint(auth_blp)
     api.register_blueprint(patients_blp)
     api.register_blueprint(stream_routes.blp)
-    try:
-        from backend.alerts.routes import blp as alerts_blp
-    except ImportError:  # the alerts feature lands separately
-        alerts_blp = None
-    if alerts_blp is not None:
-        api.register_blueprint(alerts_blp)
+    api.register_blueprint(trends.blp)
+    api.register_blueprint(alerts_blp)

@@ -25,6 +25,7 @@ class HealthSchema(StrictSchema):
 
 @blp.route("/healthz")
 class Health(MethodView):
+    @blp.doc(security=[])
     @blp.response(200, HealthSchema)
     def get(self) -> dict[str, Any]:
         """Liveness: the process answers"""
@@ -33,6 +34,7 @@ class Health(MethodView):
 
 @blp.route("/readyz")
 class Ready(MethodView):
+    @blp.doc(security=[])
     @blp.response(200, HealthSchema)
     @blp.alt_response(503, description="The database or the scheduler is not ready")
     def get(self) -> dict[str, Any]:
@@ -61,6 +63,7 @@ def _scheduler_heartbeat(session: Any) -> Any:
 
 @blp.route("/side-effect-terms")
 class SideEffectTerms(MethodView):
+    @blp.doc(security=[])
     @blp.response(200, SideEffectTermSchema(many=True))
     def get(self) -> list[dict[str, Any]]:
         """The side-effect terms a report may use (CTCAE v5 with PRO-CTCAE items)"""

@@ -61,3 +61,14 @@ def decode_cursor(cursor: str | None, n: int) -> list[Any] | None:
     if not isinstance(values, list) or len(values) != n:
         raise ValidationError("The cursor is not valid.", field_name="cursor")
     return values
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details, the body of every error."""
+
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String()
+    errors = fields.Raw(metadata={"description": "Per-field messages for validation errors"})
+    request_id = fields.String()

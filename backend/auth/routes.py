@@ -39,6 +39,7 @@ class Login(MethodView):
     decorators = [limiter.limit(lambda: settings().login_rate_limit),
                   limiter.limit(lambda: settings().login_rate_limit, key_func=login_account_key)]
 
+    @blp.doc(security=[])
     @blp.arguments(LoginSchema)
     @blp.response(200, TokenPairSchema)
     @blp.alt_response(401, description="Wrong email or password (same answer for both)")
@@ -51,6 +52,7 @@ class Login(MethodView):
 class Refresh(MethodView):
     decorators = [limiter.limit(lambda: settings().login_rate_limit)]
 
+    @blp.doc(security=[])
     @blp.arguments(RefreshSchema)
     @blp.response(200, TokenPairSchema)
     @blp.alt_response(401, description="Invalid, expired or reused refresh token")
@@ -64,7 +66,7 @@ class Refresh(MethodView):
 class Logout(MethodView):
     @blp.arguments(RefreshSchema)
     @blp.response(204)
-    @blp.alt_response(401, description="Not signed in")
+    @blp.alt_response(401, description="Not signed in, or not this user's token")
     def post(self, body: dict[str, Any]) -> None:
         """End this sign-in: the refresh token and all its successors stop working"""
         principal = current_principal()
@@ -78,6 +80,7 @@ class Logout(MethodView):
 class Register(MethodView):
     decorators = [limiter.limit(lambda: settings().login_rate_limit)]
 
+    @blp.doc(security=[])
     @blp.arguments(RegisterSchema)
     @blp.response(201, TokenPairSchema)
     @blp.alt_response(422, description="Invalid, used or expired invite code (one answer for all)")
