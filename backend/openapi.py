@@ -39,4 +39,5 @@ def render_openapi() -> str:
     app = create_app(Settings(database_url="sqlite://", jwt_keys={"doc": "x" * 32}))
     with app.app_context():
         document = app.extensions["flask-smorest"]["apis"][""]["ext_obj"].spec.to_dict()
-    return yaml.safe_dump(document, sort_keys=True, allow_unicode=True, width=100)
+    rendered: str = yaml.safe_dump(document, sort_keys=True, allow_unicode=True, width=100)
+    return rendered

@@ -46,7 +46,7 @@ class StreamRecord:
     deleted_by: Mapped[str | None] = mapped_column(String(36))
 
     @declared_attr
-    def patient_id(cls) -> Mapped[str]:  # noqa: N805 - declared_attr takes the class
+    def patient_id(cls) -> Mapped[str]:
         return mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
 
 
@@ -109,7 +109,8 @@ def ingest_batch(
             data = schema.load(item)
         except ValidationError as exc:
             results.append({"client_id": client_id if isinstance(client_id, str) else None,
-                            "status": "invalid", "id": None, "errors": exc.normalized_messages()})
+                            "status": "invalid", "id": None,
+                            "errors": exc.normalized_messages()})  # type: ignore[no-untyped-call]
             continue
         data["client_id"] = str(data["client_id"])
         results.append({"client_id": data["client_id"], "status": None, "id": None,
@@ -172,7 +173,7 @@ def to_output(spec: StreamSpec, row: Any) -> dict[str, Any]:
     """A stored row as the API shows it: times back in the phone's offset."""
     tz = timezone(timedelta(minutes=row.utc_offset_minutes or 0))
     out: dict[str, Any] = {}
-    for name in spec.out_schema._declared_fields:  # noqa: SLF001 - marshmallow's field table
+    for name in spec.out_schema._declared_fields:
         value = getattr(row, name, None)
         if name in spec.time_fields and value is not None:
             value = value.astimezone(tz)

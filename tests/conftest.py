@@ -82,7 +82,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     server = os.environ.get("LAMTRACK_TEST_POSTGRES_URL", DEFAULT_PG)
     try:
         url = _create_pg_database(server)
-    except Exception as exc:  # noqa: BLE001 - any connection failure
+    except Exception as exc:
         message = f"PostgreSQL at {make_url(server).render_as_string()} is unreachable: {exc}"
         if os.environ.get("CI"):
             pytest.exit(message, returncode=3)
@@ -118,9 +118,9 @@ def _wipe(engine: Engine) -> None:
 
 
 @pytest.fixture
-def db_sessionmaker(engine: Engine) -> Iterator[sessionmaker[Session]]:
+def db_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     _wipe(engine)
-    yield make_sessionmaker(engine)
+    return make_sessionmaker(engine)
 
 
 @pytest.fixture

@@ -7,8 +7,9 @@ that does not exist, so ids cannot be probed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import wraps
-from typing import Any, Callable, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from flask import g, request
 from sqlalchemy import select

@@ -4,7 +4,7 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from backend.audit import record_audit
 from backend.auth.permissions import (
@@ -182,7 +182,7 @@ class Team(MethodView):
             team.settings = {**(team.settings or {}), **body["settings"]}
             # Every patient of the team is evaluated again with the new thresholds.
             session.execute(
-                Patient.__table__.update().where(Patient.care_team_id == team.id)
+                update(Patient).where(Patient.care_team_id == team.id)
                 .values(data_changed_at=utcnow()))
         record_audit(session, actor_id=principal.user_id, actor_role=principal.role,
                      action="team.update", resource_type="care_team", resource_id=team.id)

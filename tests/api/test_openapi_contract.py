@@ -34,7 +34,8 @@ def test_routes_and_spec_paths_are_the_same_set(app: Flask) -> None:
 
 def test_example_payloads_validate_against_their_schemas() -> None:
     """Every file in api_spec/examples names the schema it is an example of."""
-    from openapi_schema_validator import OAS30Validator, validate as validate_instance
+    from openapi_schema_validator import OAS30Validator
+    from openapi_schema_validator import validate as validate_instance
 
     spec = yaml.safe_load((REPO_ROOT / "openapi.yaml").read_text())
     examples = sorted(Path(REPO_ROOT / "api_spec" / "examples").glob("*.json"))
