@@ -8,6 +8,7 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from marshmallow import RAISE, ValidationError
 from sqlalchemy import Select, and_, or_, select
 
 from backend.alerts import services
@@ -29,7 +30,7 @@ from backend.auth.permissions import (
     require_clinician,
 )
 from backend.db import utcnow
-from backend.errors import NotFound
+from backend.errors import NotFound, Unprocessable
 from backend.patients.models import Patient
 from backend.reminders import patient_reminders
 from backend.schemas import decode_cursor, encode_cursor
@@ -55,14 +56,16 @@ def alert_out(alert: Alert, principal: Principal) -> dict[str, Any]:
 
 def _page(stmt: Select[tuple[Alert]], args: dict[str, Any]) -> tuple[list[Alert], str | None]:
     """Newest first, keyset-paged on (opened_at, id)."""
-    after = decode_cursor(args["cursor"], 2)
-    if after:
-        try:
-            at = datetime.fromisoformat(str(after[0]))
-        except ValueError:
-            from marshmallow import ValidationError
-
-            raise ValidationError("The cursor is not valid.", field_name="cursor") from None
+    try:
+        after = decode_cursor(args["cursor"], 2)
+        at = datetime.fromisoformat(str(after[0])) if after else None
+    except (ValidationError, ValueError):
+        raise Unprocessable("The cursor is not valid.",
+                            errors={"query": {"cursor": ["Not valid."]}}) from None
+    if after and at is not None:
+        if at.tzinfo is None:
+            raise Unprocessable("The cursor is not valid.",
+                                errors={"query": {"cursor": ["Not valid."]}})
         stmt = stmt.where(or_(Alert.opened_at < at,
                               and_(Alert.opened_at == at, Alert.id < str(after[1]))))
     stmt = stmt.order_by(Alert.opened_at.desc(), Alert.id.desc()).limit(args["limit"] + 1)
@@ -97,7 +100,7 @@ def _audit(principal: Principal, action: str, *, patient_id: str | None = None,
 
 @blp.route("/alerts")
 class Alerts(MethodView):
-    @blp.arguments(AlertListArgs, location="query")
+    @blp.arguments(AlertListArgs, location="query", unknown=RAISE)
     @blp.response(200, AlertPageSchema)
     @blp.alt_response(403, description="Clinicians only")
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -202,7 +205,7 @@ class AlertResolve(MethodView):
 
 @blp.route("/patients/<pid>/alerts")
 class PatientAlerts(MethodView):
-    @blp.arguments(PatientAlertListArgs, location="query")
+    @blp.arguments(PatientAlertListArgs, location="query", unknown=RAISE)
     @blp.response(200, AlertPageSchema)
     @blp.alt_response(404, description="No such patient, or not yours")
     def get(self, args: dict[str, Any], pid: str) -> dict[str, Any]:
