@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, g, json
+from marshmallow import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -105,6 +106,13 @@ def init_app(app: Flask) -> None:
             headers["Allow"] = exc.get_response().headers["Allow"]
         title = exc.name or "Error"
         return problem(status, title, detail, errors=errors, headers=headers)
+
+    @app.errorhandler(ValidationError)
+    def _validation_error(exc: ValidationError) -> Response:
+        # Raised inside a view after argument parsing, e.g. by an undecodable cursor.
+        return problem(422, "Unprocessable Entity",
+                       "The request did not validate; see errors for each field.",
+                       errors=exc.normalized_messages())
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(DBAPIError)
