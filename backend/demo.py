@@ -8,6 +8,7 @@ real ingest path) are also what the integration tests use to set up data.
 from __future__ import annotations
 
 import random
+import secrets
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
@@ -232,12 +233,16 @@ def run_demo(
     now = now or utcnow()
     days = weeks * 7
     start = (now - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
-    password = "lamtrack-demo-" + uuid.uuid5(DEMO_NAMESPACE, "password").hex[:10]
+    # A fresh password on every run (printed below), never a fixed one.
+    password = "demo-" + secrets.token_urlsafe(12)
     try:
         with factory.begin() as session:
             team = ensure_team(session, name=DEMO_TEAM)
             clinician = ensure_clinician(session, team_id=team.id, email=DEMO_CLINICIAN,
                                          password=password)
+            from backend.auth.passwords import hash_password
+
+            clinician.password_hash = hash_password(password)
             team_id, clinician_id = team.id, clinician.id
         cohort = _demo_cohort(n_patients, start, days, seed)
         created = _seed(factory, cohort, team_id=team_id, clinician_id=clinician_id,

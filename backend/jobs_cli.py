@@ -101,7 +101,7 @@ def register(group: click.Group) -> None:
 
     @group.command()
     @click.option("--patients", "n_patients", default=20, show_default=True)
-    @click.option("--weeks", default=16, show_default=True,
+    @click.option("--weeks", default=30, show_default=True,
                   help="How many weeks of weekly evaluation to replay.")
     @click.option("--seed", default=7, show_default=True)
     def demo(n_patients: int, weeks: int, seed: int) -> None:
