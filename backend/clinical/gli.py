@@ -7,10 +7,12 @@ Check values are in the tests (domain.md section 4).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
+from typing import Any
 
+import numpy as np
 from pyspiro import BOWERMAN_2022
 
 _EQUATION = BOWERMAN_2022()
@@ -34,10 +36,46 @@ def age_on(date_of_birth: date, on: date) -> float:
     return (on - date_of_birth).days / 365.25
 
 
-@lru_cache(maxsize=65536)
+_LMS_CACHE: dict[tuple[int, float, float, Any], tuple[float, float, float]] = {}
+_LMS_CACHE_MAX = 65536
+
+
+def _remember(key: tuple[int, float, float, Any], value: tuple[float, float, float]) -> None:
+    if len(_LMS_CACHE) >= _LMS_CACHE_MAX:
+        _LMS_CACHE.clear()
+    _LMS_CACHE[key] = value
+
+
 def _lms(sex: int, age: float, height_cm: float, parameter: int) -> tuple[float, float, float]:
-    lam, mu, sigma = _EQUATION.lms(sex, age, height_cm, parameter, 1.0)
-    return float(lam), float(mu), float(sigma)
+    key = (sex, age, height_cm, parameter)
+    hit = _LMS_CACHE.get(key)
+    if hit is None:
+        lam, mu, sigma = _EQUATION.lms(sex, age, height_cm, parameter, 1.0)
+        hit = (float(lam), float(mu), float(sigma))
+        _remember(key, hit)
+    return hit
+
+
+def prefetch(sex_at_birth: str, points: Iterable[tuple[float, float]]) -> None:
+    """Compute the FEV1 and FVC LMS values of many (age, height) points in one
+    array evaluation of the equations (pyspiro's own array twin of `lms`, which
+    gives the same values) instead of one table lookup per point; a batch of
+    sessions then finds them cached. Points out of range are left to `_reference`."""
+    sex = 0 if sex_at_birth == "female" else 1
+    keys = {(round(age, 2), round(height, 1)) for age, height in points
+            if MIN_AGE <= age <= MAX_AGE and height > 0}
+    for parameter in (BOWERMAN_2022.Parameters.FEV1, BOWERMAN_2022.Parameters.FVC):
+        missing = [k for k in keys if (sex, k[0], k[1], parameter) not in _LMS_CACHE]
+        if len(missing) < 2:
+            continue
+        ages = np.array([k[0] for k in missing], dtype=np.float64)
+        heights = np.array([k[1] for k in missing], dtype=np.float64)
+        lam, mu, sigma, na = _EQUATION._lms_arrays(np.full(len(missing), sex), ages, heights,
+                                                   None, parameter)
+        for i, (age, height) in enumerate(missing):
+            if not na[i]:
+                _remember((sex, age, height, parameter),
+                          (float(lam[i]), float(mu[i]), float(sigma[i])))
 
 
 def _reference(

@@ -8,6 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from backend.clinical.gli import ReferenceValue, age_on, fev1_reference, fvc_reference
+from backend.clinical.gli import prefetch as gli_prefetch
 from backend.clinical.grading import Blow, grade_session
 from backend.spirometry.models import SpirometrySession
 from backend.spirometry.schemas import SpirometryItemSchema, SpirometryOutSchema
@@ -17,7 +18,10 @@ from backend.streams import IngestContext, StreamSpec
 def derive_session_values(ctx: IngestContext, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     patient = ctx.patient
     zone = ZoneInfo(patient.timezone)
-    for row in rows:
+    ages = [age_on(patient.date_of_birth, row["measured_at"].astimezone(zone).date()) for row in rows]
+    if len(rows) > 1:
+        gli_prefetch(patient.sex_at_birth, ((age, patient.height_cm) for age in ages))
+    for row, age in zip(rows, ages, strict=True):
         if row["fev1_fvc"] is None and row["fvc_l"]:
             row["fev1_fvc"] = round(row["fev1_l"] / row["fvc_l"], 3)
         blows = row.get("blows")
@@ -29,7 +33,6 @@ def derive_session_values(ctx: IngestContext, rows: list[dict[str, Any]]) -> lis
                        session_grade=grade.overall)
         else:
             row.update(fev1_grade=None, fvc_grade=None, session_grade=None)
-        age = age_on(patient.date_of_birth, row["measured_at"].astimezone(zone).date())
         fev1 = fev1_reference(sex_at_birth=patient.sex_at_birth, age_years=age,
                               height_cm=patient.height_cm, fev1_l=row["fev1_l"])
         fvc = None
