@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from scripts.bench.common import (  # noqa: E402
+from scripts.bench.common import (
     Client,
     Server,
     database,
