@@ -155,8 +155,8 @@ def compute_trend(
                 segments.append(ts)
                 ests[seg.label] = e
         before, on = ests.get("before_treatment"), ests.get("on_treatment")
-        if before is not None and on is not None and before.se_ml_per_year < float("inf") \
-                and on.se_ml_per_year < float("inf"):
+        usable = {ts.label for ts in segments if ts.verdict != "insufficient_data"}
+        if before is not None and on is not None and {"before_treatment", "on_treatment"} <= usable:
             z = NormalDist().inv_cdf(0.5 + thresholds.trend_confidence / 2)
             se = (before.se_ml_per_year ** 2 + on.se_ml_per_year ** 2) ** 0.5
             effect = round(on.slope_ml_per_year - before.slope_ml_per_year, 1)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
 from backend.clinical.evaluate import evaluate_prepared
 from backend.clinical.model import PatientHistory, SlopeEstimate
 from backend.clinical.rules import find_acute_drop
@@ -68,6 +70,7 @@ def fev1_first_flags(
     slope_fn: SlopeFn | None = None,
     decide: Callable[[SlopeEstimate | None], bool] | None = None,
     acute: bool = True,
+    decline: bool = True,
 ) -> Fev1Flags:
     """Nightly replay of rapid decline and acute drop on a prepared series.
 
@@ -89,16 +92,17 @@ def fev1_first_flags(
         return verdict(e, thresholds) == "rapid_decline"
 
     dec = decide or default_decide
-    import numpy as np
 
     rapid: int | None = None
     last_key: tuple[int, int] | None = None
     last_flag = False
     est: SlopeEstimate | None = None
+    confirm = thresholds.rapid_decline_confirm_days
+    history: dict[int, bool] = {}
     drop_days: list[int] = []
     onsets: list[int] = []
     for d in range(start_day, end_day + 1):
-        if rapid is None:
+        if decline and rapid is None:
             lo = int(np.searchsorted(series.day, max(d - window + 1, seg0), side="left"))
             hi = int(np.searchsorted(series.day, d, side="right"))
             key = (lo, hi)
@@ -115,7 +119,8 @@ def fev1_first_flags(
                     last_flag = dec(est)
                 else:
                     last_flag = False
-            if last_flag:
+            history[d] = last_flag
+            if last_flag and (confirm == 0 or history.get(d - confirm, False)):
                 rapid = d
         if acute:
             drop = find_acute_drop(series, d, thresholds)

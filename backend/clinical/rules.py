@@ -131,7 +131,9 @@ def find_acute_drop(
     baseline is the mean of the daily values in the `acute_baseline_days`
     calendar days before it (at least `acute_baseline_min_readings`), and the
     drop persists if every daily value from the onset to the latest reading is
-    at or below (1 - fraction) x baseline, over at least `acute_persistence_days`
+    at or below (1 - fraction) x baseline (`acute_drop_statistic="all"`, the
+    default; "mean" uses the mean of those values instead, more sensitive and
+    less specific; see VALIDATION.md), over at least `acute_persistence_days`
     calendar days and two reading days. The earliest such onset is returned,
     so the episode (and its key) stays the same while the drop persists. Only
     readings on the device of the latest reading are compared (a device change
@@ -167,7 +169,7 @@ def find_acute_drop(
         & (n_base >= t.acute_baseline_min_readings)
         & (n_win >= 2)
         & (last_day - day + 1 >= t.acute_persistence_days)
-        & (suffix_max <= limit)
+        & ((suffix_max if t.acute_drop_statistic == "all" else win_mean) <= limit)
     )
     idx = np.flatnonzero(ok)
     if idx.size == 0:

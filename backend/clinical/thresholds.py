@@ -35,7 +35,9 @@ class Thresholds:
     trend_min_span_days: int = 180
     trend_min_readings: int = 30
     trend_confidence: float = 0.95
+    rapid_decline_confidence: float = 0.99
     rapid_decline_ci_high_below_ml_per_year: float = 0.0
+    rapid_decline_confirm_days: int = 0
     outlier_robust_z: float = 4.0
     split_at_dose_changes: bool = False
 
@@ -45,6 +47,7 @@ class Thresholds:
     acute_baseline_days: int = 7
     acute_baseline_min_readings: int = 3
     acute_lookback_days: int = 28
+    acute_drop_statistic: str = "all"
     symptom_window_days: int = 14
 
     # --- start criterion (ATS/JRS 2016) ---------------------------------------
@@ -117,8 +120,11 @@ class Thresholds:
                 raise ValueError(f"{f.name} must not be negative")
         if not 0.0 < self.acute_drop_fraction < 1.0:
             raise ValueError("acute_drop_fraction must be between 0 and 1")
-        if not 0.5 <= self.trend_confidence < 1.0:
-            raise ValueError("trend_confidence must be in [0.5, 1)")
+        for name in ("trend_confidence", "rapid_decline_confidence"):
+            if not 0.5 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0.5, 1)")
+        if self.acute_drop_statistic not in ("all", "mean"):
+            raise ValueError("acute_drop_statistic must be 'all' or 'mean'")
         if self.daily_aggregate not in ("median", "best"):
             raise ValueError("daily_aggregate must be 'median' or 'best'")
         bad = set(self.trusted_grades) - set("ABCDEUF")
@@ -203,9 +209,18 @@ THRESHOLD_SOURCES: dict[str, str] = {
     ),
     "trend_min_readings": f"{_PRODUCT}: minimum distinct reading days before any verdict",
     "trend_confidence": f"{_PRODUCT}: two-sided level of the slope confidence interval",
+    "rapid_decline_confidence": (
+        f"{_PRODUCT}: two-sided level of the interval whose upper bound must be below "
+        "the limit before a rapid decline is called; 0.99 keeps stable patients' "
+        "false alarms under repeated nightly looks near 10 % (VALIDATION.md)"
+    ),
     "rapid_decline_ci_high_below_ml_per_year": (
         f"{_PRODUCT}: the decline must also be statistically clear (upper CI bound below "
         "this value) so stable patients are rarely flagged; validated in VALIDATION.md"
+    ),
+    "rapid_decline_confirm_days": (
+        f"{_PRODUCT}: the verdict must also have held on the window ending this many days "
+        "earlier (guards against chance crossings on repeated nightly looks)"
     ),
     "outlier_robust_z": f"{_PRODUCT}: robust z beyond which a reading is reported as outlier",
     "split_at_dose_changes": f"{_PRODUCT}: also split on-treatment slopes at dose changes",
@@ -214,6 +229,10 @@ THRESHOLD_SOURCES: dict[str, str] = {
     "acute_baseline_days": f"{_BJORTUFT}: baseline = mean of the previous 7 days",
     "acute_baseline_min_readings": f"{_PRODUCT}: readings needed in the baseline week",
     "acute_lookback_days": f"{_PRODUCT}: how far back a drop episode may have started",
+    "acute_drop_statistic": (
+        f"{_BJORTUFT}: 'all' = every reading in the drop window below the limit "
+        "(persisting); 'mean' = their mean (product option)"
+    ),
     "symptom_window_days": (
         f"{_PRODUCT}: respiratory symptoms this close to a drop make it a "
         "'progression or pneumonitis / infection?' question (domain.md §5)"

@@ -247,13 +247,24 @@ def robust_slope(
     )
 
 
+def decision_upper_bound(estimate: SlopeEstimate, confidence: float) -> float:
+    """Upper bound of the two-sided `confidence` interval of the slope (mL/yr)."""
+    if not np.isfinite(estimate.se_ml_per_year):
+        return float("inf")
+    df = max(1, int(np.floor(estimate.effective_n)) - 2)
+    return estimate.slope_ml_per_year + _t_quantile(df, round(confidence, 6)) * (
+        estimate.se_ml_per_year
+    )
+
+
 def verdict(estimate: SlopeEstimate | None, thresholds: Thresholds) -> str:
     """'insufficient_data' | 'rapid_decline' | 'declining' | 'improving' | 'stable'.
 
     Rapid decline needs the point estimate at or below `rapid_decline_ml_per_year`
-    (ATS/JRS 2016, -90 mL/yr) *and* the upper confidence bound below
+    (ATS/JRS 2016, -90 mL/yr) *and* the upper bound of the
+    `rapid_decline_confidence` (99 %) interval below
     `rapid_decline_ci_high_below_ml_per_year` (0 by default: the decline is
-    statistically clear), after at least `trend_min_span_days` and
+    statistically clear even allowing for repeated nightly looks), after at least `trend_min_span_days` and
     `trend_min_readings` reading days. The point estimate alone is not enough:
     with SD 150 mL noise, a stable patient's 6-month slope is often below -90.
     """
@@ -263,9 +274,9 @@ def verdict(estimate: SlopeEstimate | None, thresholds: Thresholds) -> str:
         or estimate.span_days < thresholds.trend_min_span_days
     ):
         return "insufficient_data"
-    if (
-        estimate.slope_ml_per_year <= thresholds.rapid_decline_ml_per_year
-        and estimate.ci_high < thresholds.rapid_decline_ci_high_below_ml_per_year
+    if estimate.slope_ml_per_year <= thresholds.rapid_decline_ml_per_year and (
+        decision_upper_bound(estimate, thresholds.rapid_decline_confidence)
+        < thresholds.rapid_decline_ci_high_below_ml_per_year
     ):
         return "rapid_decline"
     if estimate.ci_high < 0:
