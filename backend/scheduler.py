@@ -28,11 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import Integer, String, Text, insert, or_, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import Integer, String, Table, Text, insert, or_, select, update
+from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -73,6 +73,14 @@ class JobState(Base):
     last_holder: Mapped[str | None] = mapped_column(String(200))
 
 
+LEASE_TABLE = cast(Table, SchedulerLease.__table__)
+JOB_TABLE = cast(Table, JobState.__table__)
+
+
+def _rowcount(result: object) -> int:
+    return int(cast(CursorResult[Any], result).rowcount)
+
+
 # ---------------------------------------------------------------- leader lease
 
 
@@ -99,7 +107,7 @@ class LeaderLease:
         self._lock = threading.Lock()
 
     def _ensure_row(self, now: datetime) -> None:
-        table = SchedulerLease.__table__
+        table = LEASE_TABLE
         with self.engine.begin() as conn:
             exists = conn.execute(select(table.c.name).where(table.c.name == self.name)).first()
         if exists:
@@ -122,7 +130,7 @@ class LeaderLease:
         """Take or renew the lease; True while this process is the leader."""
         now = self.clock()
         self._ensure_row(now)
-        table = SchedulerLease.__table__
+        table = LEASE_TABLE
         expires = now + self.ttl
         with self.engine.begin() as conn:
             current = conn.execute(
@@ -141,7 +149,7 @@ class LeaderLease:
                 .where(or_(table.c.expires_at < now, table.c.holder == self.holder))
                 .values(**values)
             )
-            won = result.rowcount == 1
+            won = _rowcount(result) == 1
         with self._lock:
             was = self._held_until is not None and self._held_until > now
             self._held_until = expires if won else None
@@ -158,7 +166,7 @@ class LeaderLease:
 
     def release(self) -> None:
         now = self.clock()
-        table = SchedulerLease.__table__
+        table = LEASE_TABLE
         with self.engine.begin() as conn:
             conn.execute(
                 update(table)
@@ -326,7 +334,7 @@ def claim_due_job(
     session_factory: sessionmaker[Session], spec: JobSpec, *, now: datetime, holder: str
 ) -> bool:
     """Compare-and-set on job_state: True when this caller starts the due run."""
-    table = JobState.__table__
+    table = JOB_TABLE
     with session_factory.begin() as session:
         state = session.get(JobState, spec.name)
         if state is None:
@@ -345,7 +353,7 @@ def claim_due_job(
             .where(table.c.name == spec.name, table.c.next_due_at == due)
             .values(next_due_at=spec.next_due(now), last_started_at=now, last_holder=holder)
         )
-        return result.rowcount == 1
+        return _rowcount(result) == 1
 
 
 def record_job_run(
@@ -356,7 +364,7 @@ def record_job_run(
     duration_ms: int,
     error: str | None,
 ) -> None:
-    table = JobState.__table__
+    table = JOB_TABLE
     with session_factory.begin() as session:
         session.execute(
             update(table)

@@ -54,7 +54,7 @@ def alert_out(alert: Alert, principal: Principal) -> dict[str, Any]:
     return {name: getattr(alert, name) for name in names}
 
 
-def _page(stmt: Select[tuple[Alert]], args: dict[str, Any]) -> tuple[list[Alert], str | None]:
+def _page(stmt: Select[Alert], args: dict[str, Any]) -> tuple[list[Alert], str | None]:
     """Newest first, keyset-paged on (opened_at, id)."""
     try:
         after = decode_cursor(args["cursor"], 2)

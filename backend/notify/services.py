@@ -31,10 +31,11 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jinja2
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -319,6 +320,10 @@ class DeliveryReport:
         }
 
 
+def _rowcount(result: object) -> int:
+    return int(cast(CursorResult[Any], result).rowcount)
+
+
 def _claimable(now: datetime) -> Any:
     return or_(
         and_(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now),
@@ -368,7 +373,7 @@ def _claim(
                             last_error=f"deferred: team over {cap} emails per hour")
                     .execution_options(synchronize_session=False)
                 )
-                if result.rowcount:
+                if _rowcount(result):
                     report.deferred += 1
                 return None
         result = session.execute(
@@ -382,7 +387,7 @@ def _claim(
             )
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount != 1:
+        if _rowcount(result) != 1:
             return None
         session.expire(row)
         session.refresh(row)
@@ -408,7 +413,7 @@ def _finish(
             .values(claimed_by=None, claim_expires_at=None, **values)
             .execution_options(synchronize_session=False)
         )
-        return result.rowcount == 1
+        return _rowcount(result) == 1
 
 
 def deliver_outbox(
