@@ -154,7 +154,7 @@ def huber_slope(
         )[group]
         if it == 0:
             scale = max(1.4826 * float(np.median(np.abs(resid))), 1e-12)
-        if abs(b_new - b) <= 1e-10 * max(1.0, abs(b)):
+        if abs(b_new - b) <= 1e-8 * max(1e-3, abs(b)):
             b = b_new
             break
         b = b_new
