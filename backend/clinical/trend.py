@@ -104,10 +104,15 @@ def ols_slope(t: FloatArray, y: FloatArray) -> float | None:
 
 def _within(g: IntArray, w: FloatArray, x: FloatArray, n_groups: int) -> FloatArray:
     """x minus its weighted mean within each group."""
-    sw = np.bincount(g, weights=w, minlength=n_groups)
+    if n_groups == 1:
+        sw = float(w.sum())
+        out: FloatArray = x - (float(w @ x) / sw if sw > 0 else 0.0)
+        return out
+    sw_g = np.bincount(g, weights=w, minlength=n_groups)
     sx = np.bincount(g, weights=w * x, minlength=n_groups)
-    means = np.divide(sx, sw, out=np.zeros_like(sx), where=sw > 0)
-    return x - means[g]
+    means = np.divide(sx, sw_g, out=np.zeros_like(sx), where=sw_g > 0)
+    centred: FloatArray = x - means[g]
+    return centred
 
 
 def huber_slope(
@@ -122,8 +127,7 @@ def huber_slope(
 
     Returns (slope, residuals, robust scale) or None if time does not vary
     within any group. Scale is the normalised MAD of the least-squares
-    residuals, refreshed once after the first pass (Huber's proposal 2 is
-    not needed for a single slope).
+    residuals, refreshed once after the first reweighting.
     """
     n_groups = int(group.max()) + 1
     w = np.ones(t.size)
@@ -138,8 +142,8 @@ def huber_slope(
     if scale <= 0:
         return b, resid, 0.0
     for it in range(iterations):
-        a = np.abs(resid)
-        w = np.where(a <= k * scale, 1.0, k * scale / np.maximum(a, 1e-300))
+        ks = k * scale
+        w = ks / np.maximum(np.abs(resid), ks)  # 1 inside, ks/|r| outside
         tc = _within(group, w, t, n_groups)
         yc = _within(group, w, y, n_groups)
         wt = w * tc
@@ -147,11 +151,7 @@ def huber_slope(
         if sxx <= 0:
             return None
         b_new = float(wt @ yc) / sxx
-        resid = y - b_new * t
-        resid = resid - (
-            np.bincount(group, weights=w * resid, minlength=n_groups)
-            / np.maximum(np.bincount(group, weights=w, minlength=n_groups), 1e-300)
-        )[group]
+        resid = yc - b_new * tc  # weighted mean zero within each group
         if it == 0:
             scale = max(1.4826 * float(np.median(np.abs(resid))), 1e-12)
         if abs(b_new - b) <= 1e-8 * max(1e-3, abs(b)):
@@ -188,8 +188,9 @@ def robust_slope(
     dup[1:] = (t[1:] == t[:-1]) & (y[1:] == y[:-1]) & (g[1:] == g[:-1])
     if dup.any():
         t, y, g = t[~dup], y[~dup], g[~dup]
-    _, g = np.unique(g, return_inverse=True)
-    g = g.astype(np.int64)
+    if group is not None:
+        _, g = np.unique(g, return_inverse=True)
+        g = g.astype(np.int64)
     n_groups = int(g.max()) + 1
     if method == "theil_sen":
         b_ts = theil_sen(t, y, g)

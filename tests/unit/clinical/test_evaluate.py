@@ -185,3 +185,34 @@ def test_replay_first_flags() -> None:
     h2 = replace(h, readings=daily_readings(values[:60], START))
     assert first_flags(h2, date(2024, 1, 1), date(2024, 3, 10), T) == {
         "readings_overdue": date(2024, 3, 9)}  # last reading 29 Feb, 8 days allowed
+
+
+def test_dose_change_segments_are_optional() -> None:
+    readings = _declining(days=500, slope_ml=-50.0, sd=0.03)
+    regimens = [
+        RegimenEvent("g1", START + timedelta(days=100), "start", 2.0, "sirolimus"),
+        RegimenEvent("g2", START + timedelta(days=300), "dose_change", 3.0, "sirolimus"),
+    ]
+    h = PatientHistory(facts(treatment_status="on_sirolimus"), readings, regimens=regimens)
+    as_of = START + timedelta(days=499, hours=2)
+    plain = evaluate_patient(h, as_of=as_of, thresholds=T)
+    assert [s.label for s in plain.trend.segments] == ["before_treatment", "on_treatment"]
+    split = evaluate_patient(h, as_of=as_of, thresholds=T.merged({"split_at_dose_changes": True}))
+    labels = [s.label for s in split.trend.segments]
+    assert labels == ["before_treatment", "on_treatment", "dose_" + (
+        START + timedelta(days=300)).date().isoformat()]
+    assert split.trend.segments[1].end < split.trend.segments[2].start
+
+
+def test_stop_ends_the_on_treatment_segment() -> None:
+    readings = _declining(days=500, slope_ml=-50.0, sd=0.03)
+    regimens = [
+        RegimenEvent("g1", START + timedelta(days=100), "start", 2.0, "sirolimus"),
+        RegimenEvent("g2", START + timedelta(days=300), "stop", None, "sirolimus"),
+    ]
+    h = PatientHistory(facts(treatment_status="stopped"), readings, regimens=regimens)
+    ev = evaluate_patient(h, as_of=START + timedelta(days=499, hours=2), thresholds=T)
+    assert [s.label for s in ev.trend.segments] == ["before_treatment", "on_treatment",
+                                                    "off_treatment"]
+    assert ev.trend.window_start is not None
+    assert ev.trend.window_start >= (START + timedelta(days=300)).date()
