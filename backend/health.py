@@ -4,7 +4,6 @@ from datetime import timedelta
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import fields
 from sqlalchemy import text
 
@@ -13,7 +12,7 @@ from backend.db import utcnow
 from backend.errors import ServiceUnavailable
 from backend.schemas import StrictSchema
 from backend.side_effects.schemas import SideEffectTermSchema
-from backend.web import db, settings
+from backend.web import Blueprint, db, settings
 
 blp = Blueprint("health", __name__, url_prefix="/api/v1", description="Service health and catalogs")
 

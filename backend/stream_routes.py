@@ -6,7 +6,6 @@ from typing import Any
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from backend import streams
@@ -15,7 +14,7 @@ from backend.auth.permissions import current_principal, load_patient_for
 from backend.db import utcnow
 from backend.errors import Unprocessable
 from backend.schemas import PageArgs, PageSchema, StrictSchema, decode_cursor, encode_cursor
-from backend.web import db, settings
+from backend.web import Blueprint, db, settings
 
 blp = Blueprint("streams", __name__, url_prefix="/api/v1",
                 description="Patient data streams: batch upload, paged reads, deletion, sync")

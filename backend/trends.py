@@ -7,7 +7,6 @@ import dataclasses
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import fields
 
 from backend.audit import record_audit
@@ -17,7 +16,7 @@ from backend.db import utcnow
 from backend.evaluation import load_history
 from backend.patients.services import thresholds_for
 from backend.schemas import StrictSchema
-from backend.web import db
+from backend.web import Blueprint, db
 
 blp = Blueprint("trends", __name__, url_prefix="/api/v1",
                 description="FEV1 trend and trough schedule, from the clinical engine")

@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import Flask, current_app, g
+from flask_smorest import Blueprint as SmorestBlueprint
 from sqlalchemy.orm import Session, sessionmaker
+from webargs.flaskparser import FlaskParser
 
 from backend.config import Settings
 
@@ -46,3 +48,17 @@ def init_app(app: Flask) -> None:
         if session is not None:
             session.rollback()
             session.close()
+
+
+class StrictParser(FlaskParser):
+    """Unknown query parameters are an error too (a misspelt filter must not
+    silently widen a list); headers and cookies stay open."""
+
+    DEFAULT_UNKNOWN_BY_LOCATION = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": "raise", "querystring": "raise"}
+
+
+class Blueprint(SmorestBlueprint):  # type: ignore[misc]
+    """flask-smorest's Blueprint with the strict argument parser."""
+
+    ARGUMENTS_PARSER = StrictParser()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -227,8 +228,9 @@ def make_patient(client: FlaskClient) -> Any:
         tokens = reg.get_json()
         me = client.get("/api/v1/patients/me",
                         headers={"Authorization": f"Bearer {tokens['access_token']}"}).get_json()
-        return Actor(client, me["id"], email, tokens["access_token"], tokens["refresh_token"],
-                     patient_id=created["id"])
+        account_id = jwt.decode(tokens["access_token"], options={"verify_signature": False})["sub"]
+        return Actor(client, account_id, email, tokens["access_token"], tokens["refresh_token"],
+                     patient_id=me["id"])
 
     return _make
 

@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import RAISE, ValidationError
 from sqlalchemy import Select, and_, or_, select
 
@@ -34,7 +33,7 @@ from backend.errors import NotFound, Unprocessable
 from backend.patients.models import Patient
 from backend.reminders import patient_reminders
 from backend.schemas import decode_cursor, encode_cursor
-from backend.web import Principal, db
+from backend.web import Blueprint, Principal, db
 
 blp = Blueprint("alerts", __name__, url_prefix="/api/v1",
                 description="Care-team alerts and patient reminders")

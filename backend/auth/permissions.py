@@ -15,6 +15,7 @@ from flask import g, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from backend.audit import record_audit
 from backend.auth.models import TeamMembership, User
 from backend.auth.tokens import ACCESS_TYP, decode_token
 from backend.errors import Forbidden, NotFound, Unauthorized
@@ -84,5 +85,11 @@ def load_patient_for(
         stmt = stmt.with_for_update()
     patient = session.scalars(stmt).one_or_none()
     if patient is None:
+        # Refused attempts are part of the trail too; committed now, because the
+        # request's transaction is rolled back with the error.
+        record_audit(session, actor_id=principal.user_id, actor_role=principal.role,
+                     action="patient.access", outcome="denied", resource_type="patient",
+                     resource_id=pid[:64])
+        session.commit()
         raise NotFound("No such patient.")
     return patient

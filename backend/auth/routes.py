@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from backend.auth import services
 from backend.auth.permissions import current_principal
@@ -11,7 +10,7 @@ from backend.auth.schemas import LoginSchema, RefreshSchema, RegisterSchema, Tok
 from backend.db import utcnow
 from backend.errors import APIError
 from backend.limits import limiter, login_account_key
-from backend.web import db, settings
+from backend.web import Blueprint, db, settings
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Sign-in and tokens")
 

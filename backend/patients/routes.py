@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import select, update
 
 from backend.audit import record_audit
@@ -29,13 +28,17 @@ from backend.patients.schemas import (
     TeamUpdateSchema,
 )
 from backend.schemas import decode_cursor, encode_cursor
-from backend.web import db, settings
+from backend.web import Blueprint, db, settings
 
 blp = Blueprint("patients", __name__, url_prefix="/api/v1",
                 description="Patients, their settings and care teams")
 
-TEAM_SETTING_DEFAULTS = {"rule_overrides": {}, "email_include_details": False,
-                         "email_hourly_cap": 60}
+def team_out(team: Any) -> dict[str, Any]:
+    """A team with its effective settings: what is stored over the defaults."""
+    defaults = {"rule_overrides": {}, "email_include_details": False,
+                "email_hourly_cap": settings().email_team_hourly_cap, "email_digest": True,
+                "email_patient_reminders": True}
+    return {"id": team.id, "name": team.name, "settings": {**defaults, **(team.settings or {})}}
 
 
 def patient_out(patient: Patient, summary: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -164,8 +167,7 @@ class Team(MethodView):
         session = db()
         team = services.get_team_for(session, team_id=team_id,
                                      team_ids=clinician_team_ids(session, principal.user_id))
-        return {"id": team.id, "name": team.name,
-                "settings": {**TEAM_SETTING_DEFAULTS, **(team.settings or {})}}
+        return team_out(team)
 
     @blp.arguments(TeamUpdateSchema)
     @blp.response(200, TeamSchema)
@@ -187,5 +189,4 @@ class Team(MethodView):
         record_audit(session, actor_id=principal.user_id, actor_role=principal.role,
                      action="team.update", resource_type="care_team", resource_id=team.id)
         session.commit()
-        return {"id": team.id, "name": team.name,
-                "settings": {**TEAM_SETTING_DEFAULTS, **(team.settings or {})}}
+        return team_out(team)

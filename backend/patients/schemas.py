@@ -119,6 +119,9 @@ class TeamSettingsSchema(StrictSchema):
     rule_overrides = fields.Dict(keys=fields.String(), validate=_check_overrides)
     email_include_details = fields.Boolean()
     email_hourly_cap = fields.Integer(validate=validate.Range(min=1, max=10000))
+    email_digest = fields.Boolean(metadata={"description": "Send the weekly digest"})
+    email_patient_reminders = fields.Boolean(
+        metadata={"description": "Email patients when a trough draw is due or overdue"})
 
 
 class TeamSchema(StrictSchema):

@@ -112,17 +112,19 @@ def test_auth_events_are_audited(client: Any, patient: Any, db_sessionmaker: Any
     assert [x.action for x in audit_rows(db_sessionmaker, out)] == ["auth.logout"]
 
 
-def test_refused_requests_change_nothing_in_the_patients_trail(
+def test_refused_access_is_audited_as_denied(
     patient: Any, make_clinician: Any, db_sessionmaker: Any
 ) -> None:
-    """A stranger's 404 does not appear as a read of the patient's data."""
+    """A stranger's 404 is in the trail as a denied attempt, not as a read."""
     stranger = make_clinician()
     r = rid()
     resp = stranger.client.get(f"{API}/patients/{patient.patient_id}/spirometry",
                                headers={**stranger.headers, "X-Request-ID": r})
     assert resp.status_code == 404
-    rows = audit_rows(db_sessionmaker, r)
-    assert all(x.outcome != "success" for x in rows)
+    [row] = audit_rows(db_sessionmaker, r)
+    assert (row.action, row.outcome, row.actor_id) == ("patient.access", "denied",
+                                                      stranger.user_id)
+    assert row.resource_id == patient.patient_id
 
 
 def test_request_id_is_generated_when_missing_or_unusable(patient: Any,
