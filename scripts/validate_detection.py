@@ -297,6 +297,48 @@ def run_synthetic(quick: bool, n: int, workers: int) -> str:
     )
 
 
+# ------------------------------------------------------------ operating points
+
+SWEEP: tuple[tuple[str, dict[str, float | int]], ...] = (
+    ("95 % bound < 0", {"rapid_decline_confidence": 0.95}),
+    ("99 % bound < 0 (default)", {}),
+    ("99.5 % bound < 0", {"rapid_decline_confidence": 0.995}),
+    ("90 % bound < -30", {"rapid_decline_confidence": 0.90,
+                          "rapid_decline_ci_high_below_ml_per_year": -30.0}),
+    ("95 % bound < -30", {"rapid_decline_confidence": 0.95,
+                          "rapid_decline_ci_high_below_ml_per_year": -30.0}),
+    ("95 % bound < 0, confirmed 14 d earlier", {"rapid_decline_confidence": 0.95,
+                                                "rapid_decline_confirm_days": 14}),
+    ("97.5 % bound < 0, confirmed 14 d earlier", {"rapid_decline_confidence": 0.975,
+                                                  "rapid_decline_confirm_days": 14}),
+)
+
+
+def _sweep_job(args: tuple[str, dict[str, float | int], float, int]) -> tuple[str, float, list[
+        int | None]]:
+    label, override, slope, n = args
+    th = DEFAULT_THRESHOLDS.merged(override)
+    scn = Scenario("S", slope, 150.0, 5.0, 0.3, n, 7 if slope < -100 else 8)
+    return label, slope, [r.product_day for r in run_decline(scn, th)]
+
+
+def run_sweep(n: int, workers: int) -> str:
+    jobs = [(label, o, s, n) for label, o in SWEEP for s in (-144.0, -30.0)]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        res = list(pool.map(_sweep_job, jobs))
+    by = {(label, slope): days for label, slope, days in res}
+    rows = []
+    for label, _ in SWEEP:
+        hit, fa = by[(label, -144.0)], by[(label, -30.0)]
+        rows.append([label, _fmt_pct(sum(d is not None for d in hit) / len(hit)),
+                     _median_months(hit, len(hit)),
+                     _fmt_pct(sum(d is not None for d in fa) / len(fa))])
+    return ("## Operating points of the rapid-decline rule (noise 150 mL, 5/7 days, rho 0.3, "
+            f"n={n} per cell, 12 months)\n\n"
+            + table(["decision rule (point estimate <= -90 mL/yr and ...)",
+                     "-144 mL/yr flagged", "median mo", "-30 mL/yr flagged"], rows) + "\n")
+
+
 # ------------------------------------------------------------ external cohort
 
 
@@ -395,9 +437,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--cohort", type=Path, help="external readings CSV")
     ap.add_argument("--truth", type=Path, help="external truth CSV")
     ap.add_argument("--markdown", type=Path, help="also write the tables to this file")
+    ap.add_argument("--sweep", action="store_true",
+                    help="compare operating points of the rapid-decline rule instead")
     args = ap.parse_args(argv)
     if args.cohort is not None:
         text = run_external(args.cohort, args.truth, DEFAULT_THRESHOLDS)
+    elif args.sweep:
+        text = run_sweep(args.n or 200, args.workers)
     else:
         n = args.n or (60 if args.quick else 200)
         text = run_synthetic(args.quick, n, args.workers)

@@ -141,6 +141,17 @@ def compute_trend(
     est = robust_slope(part.day, part.fev1_l, part.device, confidence=thresholds.trend_confidence,
                        outlier_z=thresholds.outlier_robust_z) if len(part) >= 2 else None
     v = verdict(est, thresholds)
+    confirm = thresholds.rapid_decline_confirm_days
+    if v == "rapid_decline" and est is not None and confirm > 0:
+        # the verdict must also hold on the window ending `confirm` days earlier
+        end = as_of_day - confirm
+        earlier = series.between(max(end - thresholds.trend_window_days + 1, current.first_day),
+                                 end)
+        est2 = robust_slope(earlier.day, earlier.fev1_l, earlier.device,
+                            confidence=thresholds.trend_confidence,
+                            outlier_z=thresholds.outlier_robust_z) if len(earlier) >= 2 else None
+        if verdict(est2, thresholds) != "rapid_decline":
+            v = "declining" if est.ci_high < 0 else "stable"
     pct = None
     if est is not None and len(part) >= 2:
         pct = _percent_slope(facts, est.slope_ml_per_year, est.intercept_l,

@@ -216,3 +216,17 @@ def test_stop_ends_the_on_treatment_segment() -> None:
                                                     "off_treatment"]
     assert ev.trend.window_start is not None
     assert ev.trend.window_start >= (START + timedelta(days=300)).date()
+
+
+def test_confirmation_window_option() -> None:
+    # a clear decline, but 80 days ago the series was too short for a verdict:
+    # an 80-day confirmation holds the alert back until the earlier window agrees
+    h = PatientHistory(facts(), _declining(days=261, slope_ml=-300.0, sd=0.03))
+    as_of = START + timedelta(days=260, hours=2)
+    assert evaluate_patient(h, as_of=as_of, thresholds=T).trend.verdict == "rapid_decline"
+    confirmed = T.merged({"rapid_decline_confirm_days": 80})
+    ev = evaluate_patient(h, as_of=as_of, thresholds=confirmed)
+    assert ev.trend.verdict == "declining"
+    assert not [c for c in ev.candidates if c.rule == "rapid_fev1_decline"]
+    assert evaluate_patient(h, as_of=as_of, thresholds=T.merged(
+        {"rapid_decline_confirm_days": 30})).trend.verdict == "rapid_decline"
