@@ -67,6 +67,9 @@ class Settings:
     # --- alerts
     alert_renotify_hours: float = 4.0  # urgent alerts nobody acknowledged are emailed again
     alert_auto_resolve: bool = True  # resolve evaluation alerts once their condition clears
+    # ... and has stayed clear this long: a condition that flickers (adherence,
+    # readings near a threshold) keeps one alert instead of opening a new one each week.
+    alert_auto_resolve_after_days: int = 7
     patient_reminder_emails: bool = True
 
     # --- scheduler

@@ -213,6 +213,7 @@ def evaluate_one(
         outcome.resolved = auto_resolve_cleared(
             session, patient_id=patient.id, evaluated_rules=EVALUATED_RULES,
             present=present, as_of=as_of,
+            clear_for=timedelta(days=settings.alert_auto_resolve_after_days),
         )
     return outcome
 

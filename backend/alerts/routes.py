@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from flask.views import MethodView
-from marshmallow import RAISE, ValidationError
+from marshmallow import ValidationError
 from sqlalchemy import Select, and_, or_, select
 
 from backend.alerts import services
@@ -99,7 +99,7 @@ def _audit(principal: Principal, action: str, *, patient_id: str | None = None,
 
 @blp.route("/alerts")
 class Alerts(MethodView):
-    @blp.arguments(AlertListArgs, location="query", unknown=RAISE)
+    @blp.arguments(AlertListArgs, location="query")
     @blp.response(200, AlertPageSchema)
     @blp.alt_response(403, description="Clinicians only")
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -204,7 +204,7 @@ class AlertResolve(MethodView):
 
 @blp.route("/patients/<pid>/alerts")
 class PatientAlerts(MethodView):
-    @blp.arguments(PatientAlertListArgs, location="query", unknown=RAISE)
+    @blp.arguments(PatientAlertListArgs, location="query")
     @blp.response(200, AlertPageSchema)
     @blp.alt_response(404, description="No such patient, or not yours")
     def get(self, args: dict[str, Any], pid: str) -> dict[str, Any]:

@@ -189,6 +189,13 @@ def _refresh(alert: Alert, candidate: AlertCandidate, as_of: datetime) -> None:
         alert.severity = candidate.severity
 
 
+# Rules whose condition ends with a discrete event (a trough drawn, a due date
+# passed into "missed"): resolved at once. Threshold-crossing rules (FEV1 trend,
+# adherence, readings overdue) wait out `clear_for` so a flickering condition
+# keeps one alert.
+CLEARED_BY_EVENT = frozenset({"trough_draw_due", "trough_draw_missed", "trough_out_of_range"})
+
+
 def auto_resolve_cleared(
     session: Session,
     *,
@@ -196,8 +203,10 @@ def auto_resolve_cleared(
     evaluated_rules: Iterable[str],
     present: set[tuple[str, str]],
     as_of: datetime,
+    clear_for: timedelta = timedelta(0),
 ) -> int:
-    """Resolve evaluation alerts whose (rule, episode) the evaluation no longer raises.
+    """Resolve evaluation alerts whose (rule, episode) the evaluation no longer
+    raises and has not raised for at least `clear_for` (hysteresis).
 
     Only alerts opened at or before `as_of` are considered, so replaying an
     older date never resolves an alert raised by a later one.
@@ -217,6 +226,8 @@ def auto_resolve_cleared(
     count = 0
     for alert in candidates:
         if (alert.rule, alert.episode_key) in present:
+            continue
+        if alert.rule not in CLEARED_BY_EVENT and as_of - alert.last_seen_at < clear_for:
             continue
         before = alert.status
         alert.status = "resolved"

@@ -232,3 +232,35 @@ def test_weekly_digest_is_queued_once_per_week_and_recipient(
         assert world["patient"] not in digest.body_text
     nxt = queue_weekly_digests(db_sessionmaker, settings=settings, now=T0 + timedelta(days=7))
     assert nxt["queued"] == 2
+
+
+def test_a_flickering_condition_keeps_one_alert_until_clear_for_long_enough(
+    db_sessionmaker: sessionmaker[Session], settings: Settings, world: dict[str, str],
+) -> None:
+    flicker = candidate(rule="repeated_missed_doses", severity="review",
+                        key="repeated_missed_doses")
+    first = _raise(db_sessionmaker, settings, world["patient"], flicker)
+    assert first is not None
+    hold = timedelta(days=7)
+    with db_sessionmaker.begin() as session:  # absent for 3 days: still open
+        assert auto_resolve_cleared(session, patient_id=world["patient"],
+                                    evaluated_rules=["repeated_missed_doses"], present=set(),
+                                    as_of=T0 + timedelta(days=3), clear_for=hold) == 0
+    # Back again: the same alert is refreshed, no new one.
+    assert _raise(db_sessionmaker, settings, world["patient"], flicker,
+                  T0 + timedelta(days=4)) is None
+    with db_sessionmaker.begin() as session:  # 6 days after it was last seen: still open
+        assert auto_resolve_cleared(session, patient_id=world["patient"],
+                                    evaluated_rules=["repeated_missed_doses"], present=set(),
+                                    as_of=T0 + timedelta(days=10), clear_for=hold) == 0
+    with db_sessionmaker.begin() as session:  # clear for a full week: resolved
+        assert auto_resolve_cleared(session, patient_id=world["patient"],
+                                    evaluated_rules=["repeated_missed_doses"], present=set(),
+                                    as_of=T0 + timedelta(days=11), clear_for=hold) == 1
+    # A trough-due alert ends with the draw itself: resolved at once, whatever the hold.
+    due = candidate(rule="trough_draw_due", severity="review", key="trough_draw_due:2026-04-14")
+    assert _raise(db_sessionmaker, settings, world["patient"], due, T0 + timedelta(days=12))
+    with db_sessionmaker.begin() as session:
+        assert auto_resolve_cleared(session, patient_id=world["patient"],
+                                    evaluated_rules=["trough_draw_due"], present=set(),
+                                    as_of=T0 + timedelta(days=13), clear_for=hold) == 1
