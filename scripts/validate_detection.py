@@ -15,6 +15,8 @@ Acute drops: product rule (Bjortuft 1993, 'all' and 'mean' variants) vs a drop
 Usage:
   python scripts/validate_detection.py                 # default grid (a few minutes, 2 cores)
   python scripts/validate_detection.py --quick         # CI (< 60 s)
+  python scripts/validate_detection.py --sweep         # operating points of the decline rule
+  python scripts/validate_detection.py --precision     # slope SD and CI coverage
   python scripts/validate_detection.py --cohort readings.csv [--truth truth.csv]
   ... --markdown results.md  writes the tables as Markdown as well.
 """
@@ -42,7 +44,7 @@ from backend.clinical.replay import fev1_first_flags
 from backend.clinical.series import DailySeries, series_from_arrays
 from backend.clinical.simulation import CohortConfig, simulate_fev1_cohort
 from backend.clinical.thresholds import DEFAULT_THRESHOLDS, Thresholds
-from backend.clinical.trend import ML_PER_YEAR_PER_L_PER_DAY, ols_slope
+from backend.clinical.trend import ML_PER_YEAR_PER_L_PER_DAY, ols_slope, robust_slope
 
 TRUSTED = ("", "A", "B", "C")
 
@@ -297,6 +299,50 @@ def run_synthetic(quick: bool, n: int, workers: int) -> str:
     )
 
 
+# ------------------------------------------------------------ CI honesty
+
+
+def _precision_job(args: tuple[float, float, int, int]) -> list[str]:
+    noise, rho, n, seed = args
+    truth = -90.0
+    cfg = CohortConfig(n_patients=n, days=365, seed=seed, noise_sd_ml=noise, ar1_rho=rho,
+                       true_slope_ml_per_year=truth, treatment_start_p=0.0)
+    est, se, cover, naive_cover, ols_est = [], [], 0, 0, []
+    for arrays, _ in simulate_fev1_cohort(cfg):
+        s = _series(arrays.day, arrays.fev1_l, arrays.grade, arrays.device, DEFAULT_THRESHOLDS)
+        e = robust_slope(s.day, s.fev1_l, s.device)
+        if e is None:
+            continue
+        est.append(e.slope_ml_per_year)
+        se.append(e.se_ml_per_year)
+        cover += e.ci_low <= truth <= e.ci_high
+        t = s.day.astype(np.float64)
+        b = ols_slope(t, s.fev1_l)
+        assert b is not None
+        tc = t - t.mean()
+        resid = s.fev1_l - s.fev1_l.mean() - b * tc
+        naive_se = float(np.sqrt(resid @ resid / (t.size - 2) / (tc @ tc)))
+        ols_est.append(b * ML_PER_YEAR_PER_L_PER_DAY)
+        naive_cover += abs(b * ML_PER_YEAR_PER_L_PER_DAY - truth) <= (
+            1.96 * naive_se * ML_PER_YEAR_PER_L_PER_DAY)
+    m = len(est)
+    return [f"{noise:.0f}", f"{rho:g}", str(m), f"{np.mean(est):.0f}", f"{np.std(est):.0f}",
+            f"{np.mean(se):.0f}", _fmt_pct(cover / m), f"{np.std(ols_est):.0f}",
+            _fmt_pct(naive_cover / m)]
+
+
+def run_precision(n: int, workers: int) -> str:
+    jobs = [(150.0, 0.0, n, 7100), (150.0, 0.3, n, 7101), (150.0, 0.6, n, 7102),
+            (100.0, 0.3, n, 7103), (200.0, 0.3, n, 7104)]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        rows = list(pool.map(_precision_job, jobs))
+    header = ["noise SD mL", "AR(1) rho", "n", "mean robust slope", "SD of robust slope",
+              "mean reported SE", "robust 95 % CI coverage", "SD of OLS slope",
+              "naive OLS 95 % CI coverage"]
+    return ("## Slope precision and CI honesty after 12 months (true slope -90 mL/yr, "
+            "5/7 days)\n\n" + table(header, rows) + "\n")
+
+
 # ------------------------------------------------------------ operating points
 
 SWEEP: tuple[tuple[str, dict[str, float | int]], ...] = (
@@ -439,11 +485,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--markdown", type=Path, help="also write the tables to this file")
     ap.add_argument("--sweep", action="store_true",
                     help="compare operating points of the rapid-decline rule instead")
+    ap.add_argument("--precision", action="store_true",
+                    help="slope precision and confidence-interval coverage instead")
     args = ap.parse_args(argv)
     if args.cohort is not None:
         text = run_external(args.cohort, args.truth, DEFAULT_THRESHOLDS)
     elif args.sweep:
         text = run_sweep(args.n or 200, args.workers)
+    elif args.precision:
+        text = run_precision(args.n or 300, args.workers)
     else:
         n = args.n or (60 if args.quick else 200)
         text = run_synthetic(args.quick, n, args.workers)
