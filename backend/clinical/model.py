@@ -145,7 +145,7 @@ class SlopeEstimate:
 
 @dataclass(frozen=True, slots=True)
 class TrendSegment:
-    label: str  # 'before_treatment' | 'on_treatment' | 'dose_<date>'
+    label: str  # 'before_treatment' | 'on_treatment' | 'off_treatment' | 'dose_<date>'
     start: date
     end: date
     slope_ml_per_year: float | None
