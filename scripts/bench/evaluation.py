@@ -166,11 +166,10 @@ def run_pass(url: str, *, full: bool, as_of: datetime) -> dict[str, float]:
 def _pass_main(url: str, as_of: str, full: bool) -> None:
     import logging
 
+    import backend.clinical.evaluate  # noqa: F401 - imports (numpy, scipy) are not part of a pass
     from backend.config import Settings
     from backend.db import make_engine, make_sessionmaker
     from backend.evaluation import evaluate_patients
-
-    import backend.clinical.evaluate  # noqa: F401 - imports (numpy, scipy) are not part of a pass
 
     logging.disable(logging.WARNING)
     settings = Settings.from_env(database_url=url, email_backend="console")
@@ -241,7 +240,7 @@ def main() -> int:
             counts = load_cohort(url, loaded, size, team_id)
             load_s = time.perf_counter() - t0
             loaded = size
-            floor_all, n_all = floor(url, None)
+            floor_all, _ = floor(url, None)
             floor_win, _ = floor(url, window)
             res = run_pass(url, full=True, as_of=AS_OF)
             last_full = res
