@@ -152,7 +152,7 @@ def ingest_batch(
                        created_by=principal.user_id)
         patient.change_seq = seq
         patient.data_changed_at = now
-        session.execute(insert(model), rows)
+        session.execute(model.__table__.insert(), rows)
         if spec.after_insert is not None:
             extras = spec.after_insert(ctx, rows)
             for index, data in fresh:
