@@ -68,6 +68,20 @@ class PatientResult:
     clinic_day: int | None
 
 
+def _ols_naive_estimate(s: DailySeries) -> SlopeEstimate | None:
+    """Least squares with the textbook (independent-noise) standard error."""
+    t = s.day.astype(np.float64)
+    b = ols_slope(t, s.fev1_l)
+    if b is None or t.size < 3:
+        return None
+    tc = t - t.mean()
+    resid = s.fev1_l - s.fev1_l.mean() - b * tc
+    se = float(np.sqrt(resid @ resid / (t.size - 2) / (tc @ tc))) * ML_PER_YEAR_PER_L_PER_DAY
+    ml = b * ML_PER_YEAR_PER_L_PER_DAY
+    return SlopeEstimate(ml, ml - 1.96 * se, ml + 1.96 * se, se, 0.0, t.size,
+                         float(t[-1] - t[0]), 0.0, float(t.size), 0.0, 0)
+
+
 def _ols_estimate(s: DailySeries) -> SlopeEstimate | None:
     b = ols_slope(s.day.astype(np.float64), s.fev1_l)
     if b is None:
@@ -360,21 +374,46 @@ SWEEP: tuple[tuple[str, dict[str, float | int]], ...] = (
 )
 
 
+OLS_SWEEP = ("OLS slope, no interval (comparator)", "OLS, textbook 99 % bound < 0")
+
+
 def _sweep_job(args: tuple[str, dict[str, float | int], float, int]) -> tuple[str, float, list[
         int | None]]:
     label, override, slope, n = args
     th = DEFAULT_THRESHOLDS.merged(override)
     scn = Scenario("S", slope, 150.0, 5.0, 0.3, n, 7 if slope < -100 else 8)
-    return label, slope, [r.product_day for r in run_decline(scn, th)]
+    if label not in OLS_SWEEP:
+        return label, slope, [r.product_day for r in run_decline(scn, th)]
+    z99 = 2.576
+    cfg = CohortConfig(n_patients=n, days=365, seed=scn.seed, days_per_week=5.0,
+                       noise_sd_ml=150.0, ar1_rho=0.3, true_slope_ml_per_year=slope,
+                       treatment_start_p=0.0)
+    days: list[int | None] = []
+    for arrays, _ in simulate_fev1_cohort(cfg):
+        s = _series(arrays.day, arrays.fev1_l, arrays.grade, arrays.device, th)
+        if label == OLS_SWEEP[0]:
+            f = fev1_first_flags(s, 0, 364, th, acute=False, slope_fn=_ols_estimate,
+                                 decide=lambda e: e is not None
+                                 and e.slope_ml_per_year <= th.rapid_decline_ml_per_year)
+        else:
+            f = fev1_first_flags(
+                s, 0, 364, th, acute=False, slope_fn=_ols_naive_estimate,
+                decide=lambda e: e is not None
+                and e.slope_ml_per_year <= th.rapid_decline_ml_per_year
+                and e.slope_ml_per_year + z99 * e.se_ml_per_year < 0,
+            )
+        days.append(f.rapid_decline_day)
+    return label, slope, days
 
 
 def run_sweep(n: int, workers: int) -> str:
-    jobs = [(label, o, s, n) for label, o in SWEEP for s in (-144.0, -30.0)]
+    sweep = (*SWEEP, *((label, {}) for label in OLS_SWEEP))
+    jobs = [(label, o, s, n) for label, o in sweep for s in (-144.0, -30.0)]
     with ProcessPoolExecutor(max_workers=workers) as pool:
         res = list(pool.map(_sweep_job, jobs))
     by = {(label, slope): days for label, slope, days in res}
     rows = []
-    for label, _ in SWEEP:
+    for label, _ in sweep:
         hit, fa = by[(label, -144.0)], by[(label, -30.0)]
         rows.append([label, _fmt_pct(sum(d is not None for d in hit) / len(hit)),
                      _median_months(hit, len(hit)),
