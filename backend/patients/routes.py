@@ -24,6 +24,7 @@ from backend.patients.schemas import (
     PatientPageSchema,
     PatientSchema,
     PatientUpdateSchema,
+    RuleThresholdSchema,
     TeamSchema,
     TeamUpdateSchema,
 )
@@ -190,3 +191,23 @@ class Team(MethodView):
                      action="team.update", resource_type="care_team", resource_id=team.id)
         session.commit()
         return team_out(team)
+
+
+@blp.route("/rule-thresholds")
+class RuleThresholds(MethodView):
+    @blp.response(200, RuleThresholdSchema(many=True))
+    @blp.alt_response(403, description="Clinicians only")
+    def get(self) -> list[dict[str, Any]]:
+        """Every rule threshold with its default and its source
+
+        Any of them can be overridden for a team (`PATCH /teams/{team_id}`,
+        `settings.rule_overrides`) and for one patient (`PATCH /patients/{pid}`,
+        `rule_overrides`); the patient's value wins."""
+        import dataclasses
+
+        from backend.clinical.thresholds import DEFAULT_THRESHOLDS, THRESHOLD_SOURCES
+
+        require_clinician()
+        return [{"name": f.name, "default": getattr(DEFAULT_THRESHOLDS, f.name),
+                 "source": THRESHOLD_SOURCES.get(f.name, "")}
+                for f in dataclasses.fields(DEFAULT_THRESHOLDS)]

@@ -133,3 +133,9 @@ class TeamSchema(StrictSchema):
 class TeamUpdateSchema(StrictSchema):
     name = fields.String(validate=validate.Length(min=1, max=200))
     settings = fields.Nested(TeamSettingsSchema)
+
+
+class RuleThresholdSchema(StrictSchema):
+    name = fields.String(required=True)
+    default = fields.Raw(required=True, metadata={"description": "number, boolean, text or list"})
+    source = fields.String(required=True)

@@ -170,3 +170,21 @@ def test_trend_and_trough_schedule_endpoints(patient: Any) -> None:
     schedule = patient.get(f"{BASE}/trough-schedule").get_json()
     start_items = [i for i in schedule["items"] if i["reason"] == "start"]
     assert start_items and start_items[0]["status"] in ("upcoming", "due")
+
+
+def test_rule_thresholds_are_listed_with_sources_and_overridable(clinician: Any,
+                                                                 make_patient: Any) -> None:
+    listed = {t["name"]: t for t in clinician.get("/api/v1/rule-thresholds").get_json()}
+    assert listed["rapid_decline_ml_per_year"]["default"] == -90.0
+    assert all(t["source"] for t in listed.values()), [n for n, t in listed.items()
+                                                      if not t["source"]]
+    pat = make_patient(clinician)
+    assert pat.get("/api/v1/rule-thresholds").status_code == 403
+    team = clinician.team_ids[0]
+    resp = clinician.patch(f"/api/v1/teams/{team}",
+                           json={"settings": {"rule_overrides": {"rapid_decline_ml_per_year": -60}}})
+    assert resp.status_code == 200, resp.get_json()
+    bad = clinician.patch(f"/api/v1/patients/{pat.patient_id}",
+                          json={"rule_overrides": {"no_such_rule": 1}})
+    assert bad.status_code == 422
+    assert "rule_overrides" in bad.get_json()["errors"]["json"]
