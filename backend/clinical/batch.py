@@ -3,9 +3,10 @@
 `batch_trends` fits the same estimator as `trend.robust_slope` (Huber slope with
 one intercept per device, AR(1)-adjusted interval) for every patient in one set
 of flat arrays, with no per-patient or per-point Python loop: each IRLS step is
-a handful of `np.bincount` calls over all readings. 10,000 patients x 365 daily
-values (3.65 M points) take about a second, the same order as a database
-`regr_slope(...) GROUP BY patient` over the same rows.
+five `np.bincount` calls over all readings plus sums per patient-device cell.
+Measured on a shared 2-core machine: 10,000 patients x a year of readings on 5
+of 7 days (2.6 M points) in 2.9 s, against 1.5 s for a least-squares
+`GROUP BY patient` in SQLite over the same rows.
 
 Input rows are one value per patient and day (already aggregated and windowed,
 e.g. by SQL; a repeated patient-day raises ValueError); row order does not matter.
@@ -117,17 +118,21 @@ def batch_trends(
     scale = 1.4826 * _group_median(p, np.abs(resid), n_p)
     active = valid & (np.nan_to_num(scale) > 0)
     for it in range(iterations):
-        s = scale[p]
-        a = np.abs(resid)
-        w = np.where(a <= HUBER_K * s, 1.0, HUBER_K * s / np.maximum(a, 1e-300))
-        w = np.where(active[p], w, 1.0)
-        tcw = t - _cell_mean(cell, w, t, n_c)[cell]
-        ycw = y - _cell_mean(cell, w, y, n_c)[cell]
-        sxx_w = np.bincount(p, weights=w * tcw * tcw, minlength=n_p)
-        sxy_w = np.bincount(p, weights=w * tcw * ycw, minlength=n_p)
+        # weights: 1 inside k*scale, k*scale/|r| outside; 1 for patients without a fit
+        ks = np.where(active, HUBER_K * scale, np.inf)[p]
+        w = np.minimum(1.0, ks / np.maximum(np.abs(resid), 1e-300))
+        wt = w * tc
+        wy = w * yc
+        sw = np.bincount(cell, weights=w, minlength=n_c)
+        st = np.bincount(cell, weights=wt, minlength=n_c)
+        sy = np.bincount(cell, weights=wy, minlength=n_c)
+        stt = np.bincount(cell, weights=wt * tc, minlength=n_c)
+        sty = np.bincount(cell, weights=wt * yc, minlength=n_c)
+        sxx_w = np.bincount(cell_patient, weights=stt - st * st / sw, minlength=n_p)
+        sxy_w = np.bincount(cell_patient, weights=sty - st * sy / sw, minlength=n_p)
         b_new = np.divide(sxy_w, sxx_w, out=b.copy(), where=active & (sxx_w > 0))
-        r = y - b_new[p] * t
-        resid = r - _cell_mean(cell, w, r, n_c)[cell]
+        level = (sy - b_new[cell_patient] * st) / sw
+        resid = yc - b_new[p] * tc - level[cell]
         if it == 0:
             new_scale = 1.4826 * _group_median(p, np.abs(resid), n_p)
             scale = np.where(active, np.maximum(new_scale, 1e-12), scale)
