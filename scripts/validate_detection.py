@@ -245,7 +245,7 @@ def table(header: list[str], rows: Iterable[list[str]]) -> str:
 
 
 def decline_grid(quick: bool, n: int) -> list[Scenario]:
-    slopes = (-200.0, -144.0, -120.0, -90.0, -60.0, -30.0, 0.0, 12.0)
+    slopes: tuple[float, ...] = (-200.0, -144.0, -120.0, -90.0, -60.0, -30.0, 0.0, 12.0)
     if quick:
         slopes = (-144.0, -30.0)
     grid = [Scenario(f"D{i}", s, 150.0, 5.0, 0.3, n, 1000 + i, days=365 if quick else 730)
@@ -427,6 +427,19 @@ def run_sweep(n: int, workers: int) -> str:
 # ------------------------------------------------------------ external cohort
 
 
+@dataclass(frozen=True)
+class ExternalResult:
+    patient_id: str
+    true_slope: float | None
+    product_day: int | None
+    ols_day: int | None
+    clinic_day: int | None
+    drop_start: int | None
+    drop_detected: bool
+    false_drops: int
+    years: float
+
+
 def _parse_day(text: str) -> int:
     text = text.strip()
     if len(text) == 10:
@@ -480,36 +493,42 @@ def run_external(cohort: Path, truth_path: Path | None, thresholds: Thresholds) 
                 drop_hit = drop_hit or (drop0 <= night <= drop0 + 2)
             else:
                 false_drops += 1
-        results.append((pid, slope, f.rapid_decline_day, ols.rapid_decline_day, cflag,
-                        drop0, bool(drop_hit), false_drops, (last + 1) / 365.25))
-    bins = (("<= -144", -1e9, -144.0), ("-144 to -90", -144.0, -90.0),
-            ("-90 to -30", -90.0, -30.0), (">= -30", -30.0, 1e9), ("unknown", None, None))
+        results.append(ExternalResult(pid, slope, f.rapid_decline_day, ols.rapid_decline_day,
+                                      cflag, drop0, bool(drop_hit), false_drops,
+                                      (last + 1) / 365.25))
+
+    def in_bin(name: str, x: float | None) -> bool:
+        if x is None:
+            return name == "unknown"
+        return {
+            "<= -144": x <= -144.0,
+            "-144 to -90": -144.0 < x <= -90.0,
+            "-90 to -30": -90.0 < x < -30.0,
+            ">= -30": x >= -30.0,
+        }.get(name, False)
+
     out_rows = []
-    for name, lo, hi in bins:
-        if lo is None or hi is None:
-            sel = [r for r in results if r[1] is None]
-        else:
-            sel = [r for r in results if r[1] is not None and (
-                (lo < r[1] <= hi) if name != ">= -30" else r[1] >= lo)]
+    for name in ("<= -144", "-144 to -90", "-90 to -30", ">= -30", "unknown"):
+        sel = [r for r in results if in_bin(name, r.true_slope)]
         if not sel:
             continue
         n = len(sel)
         row = [name, str(n)]
-        for k in (2, 3, 4):
-            days = [r[k] for r in sel]
+        for days in ([r.product_day for r in sel], [r.ols_day for r in sel],
+                     [r.clinic_day for r in sel]):
             row += [_fmt_pct(sum(d is not None for d in days) / n), _median_months(days, n)]
         out_rows.append(row)
     header = ["true slope bin", "n", "product flagged", "product median mo", "OLS flagged",
               "OLS median mo", "clinic flagged", "clinic median mo"]
-    with_drop = [r for r in results if r[5] is not None]
-    years = sum(r[8] for r in results)
+    with_drop = [r for r in results if r.drop_start is not None]
+    years = sum(r.years for r in results)
     text = f"## External cohort {cohort.name}: {len(results)} patients\n\n"
     text += table(header, out_rows) + "\n\n"
     if with_drop:
         text += (f"Acute drops detected within 3 days: "
-                 f"{_fmt_pct(sum(r[6] for r in with_drop) / len(with_drop))} of "
+                 f"{_fmt_pct(sum(r.drop_detected for r in with_drop) / len(with_drop))} of "
                  f"{len(with_drop)}.\n")
-    text += f"Acute-drop alerts outside true drops: {sum(r[7] for r in results) / years:.2f} " \
+    text += f"Acute-drop alerts outside true drops: {sum(r.false_drops for r in results) / years:.2f} " \
             f"per patient-year.\n"
     return text
 
