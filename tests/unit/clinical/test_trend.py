@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -169,19 +167,3 @@ def test_verdicts() -> None:
 def test_too_few_points_give_no_estimate() -> None:
     assert robust_slope(np.array([1.0]), np.array([2.0])) is None
     assert robust_slope(np.array([1.0, 1.0]), np.array([2.0, 2.1])) is None
-
-
-def test_per_patient_trend_is_fast() -> None:
-    """Nightly pass budget: ~365-500 points must cost well under 1-2 ms."""
-    rng = np.random.default_rng(0)
-    t = np.sort(rng.choice(730, 500, replace=False)).astype(float)
-    y = 2.4 - 100 / ML * t + rng.normal(0, 0.15, t.size)
-    robust_slope(t, y)
-    runs = 50
-    best = float("inf")
-    for _ in range(7):  # best of several batches: robust to a busy machine
-        start = time.perf_counter()
-        for _ in range(runs):
-            robust_slope(t, y)
-        best = min(best, (time.perf_counter() - start) / runs * 1000)
-    assert best < 2.0
