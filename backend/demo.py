@@ -7,7 +7,6 @@ real ingest path) are also what the integration tests use to set up data.
 
 from __future__ import annotations
 
-import random
 import secrets
 import uuid
 from collections.abc import Callable, Sequence
@@ -124,78 +123,50 @@ def _iso(moment: datetime) -> str:
 
 
 def _demo_cohort(n: int, start: datetime, days: int, seed: int) -> list[dict[str, Any]]:
-    """Patients with their data as API items.
+    """Patients from the clinical cohort simulator (backend.clinical.simulation:
+    published FEV1 slopes, autocorrelated noise, outliers, adherence gaps,
+    treatment starts, dose changes with troughs, side effects), as API items.
 
-    Uses the clinical simulator when it is available; otherwise a small built-in
-    generator with the same shapes: stable and declining FEV1 (noise SD 150 mL),
-    treatment starts and dose changes with their trough draws (some late or
-    missed, some out of range), missed doses and side effects.
+    One patient in seven also gets a 15 % acute drop, so the demo shows every
+    kind of alert. Readings are sent without blows (as most home devices do).
     """
-    rng = random.Random(seed)  # noqa: S311 - synthetic data, not security
-    zones = ["Europe/London", "Europe/Berlin", "America/New_York", "Asia/Shanghai"]
+    from backend.clinical.simulation import simulate_cohort
+
+    simulated = simulate_cohort(n_patients=n, days=days, start=start.date(), seed=seed,
+                                acute_drop_p=1 / 7)
     cohort: list[dict[str, Any]] = []
-    for i in range(n):
-        zone = zones[i % len(zones)]
-        slope_ml_yr = rng.choice([0.0, 10.0, -30.0, -150.0, -250.0]) if i % 3 else -200.0
-        base = rng.uniform(1.6, 2.9)
-        reading_every = rng.choice([1, 1, 2, 3])
-        items: dict[str, list[dict[str, Any]]] = {k: [] for k in (
-            "spirometry", "doses", "regimens", "troughs", "side-effects", "events")}
-        for day in range(0, days, reading_every):
-            if rng.random() < 0.1:
-                continue
-            at = start + timedelta(days=day, hours=8 + rng.uniform(-1, 2))
-            fev1 = base + slope_ml_yr / 1000 * day / 365.25 + rng.gauss(0, 0.15)
-            if i % 7 == 3 and days - 30 < day < days - 20:
-                fev1 -= 0.45  # an acute drop lasting ten days
-            items["spirometry"].append({"measured_at": _iso(at), "setting": "home",
-                                        "fev1_l": round(max(0.4, fev1), 3),
-                                        "fvc_l": round(max(0.6, fev1 * 1.25), 3)})
-        treated = i % 4 != 0
-        if treated:
-            start_day = rng.randint(0, 40)
-            dose = rng.choice([1.0, 2.0])
-            items["regimens"].append({"effective_at": _iso(start + timedelta(days=start_day,
-                                                                              hours=9)),
-                                      "kind": "start", "daily_dose_mg": dose})
-            draw_day = start_day + (14 if i % 5 else 40)  # every fifth patient draws too late
-            level = rng.choice([3.2, 7.5, 9.0, 11.0, 17.5])
-            if draw_day < days:
-                drawn = start + timedelta(days=draw_day, hours=8)
-                items["troughs"].append({"drawn_at": _iso(drawn), "value_ng_ml": level,
-                                         "last_dose_at": _iso(drawn - timedelta(hours=24)),
-                                         "assay_method": "lc_ms_ms"})
-            if i % 6 == 1 and start_day + 60 < days:
-                items["regimens"].append({
-                    "effective_at": _iso(start + timedelta(days=start_day + 60, hours=9)),
-                    "kind": "dose_change", "daily_dose_mg": dose + 1.0})
-            for day in range(start_day, days):
-                missed = rng.random() < (0.25 if i % 8 == 5 else 0.03)
-                items["doses"].append({
-                    "taken_at": _iso(start + timedelta(days=day, hours=20)),
-                    "status": "missed" if missed else "taken",
-                    "dose_mg": None if missed else dose})
-        if i % 5 == 2:
-            items["side-effects"].append({
-                "onset_at": _iso(start + timedelta(days=days - rng.randint(5, 40), hours=10)),
-                "term": "mucositis_oral", "severity": rng.choice(["moderate", "severe"])})
-        if i % 9 == 4:
-            items["side-effects"].append({
-                "onset_at": _iso(start + timedelta(days=days - rng.randint(2, 20), hours=18)),
-                "term": "dyspnea", "severity": "moderate", "temperature_c": 38.4})
-        if i == 5:
-            items["events"].append({
-                "occurred_at": _iso(start + timedelta(days=days - 12, hours=14)),
-                "kind": "pneumothorax"})
+    for i, sim in enumerate(simulated):
+        h, facts = sim.history, sim.history.facts
+        items: dict[str, list[dict[str, Any]]] = {
+            "spirometry": [{"measured_at": _iso(r.measured_at), "setting": r.setting,
+                            "fev1_l": round(r.fev1_l, 3),
+                            "fvc_l": round(r.fvc_l, 3) if r.fvc_l else None,
+                            "device": {"serial": r.device_id} if r.device_id else None}
+                           for r in h.readings],
+            "doses": [{"taken_at": _iso(d.taken_at), "status": d.status, "dose_mg": d.dose_mg}
+                      for d in h.doses],
+            "regimens": [{"effective_at": _iso(g.effective_at), "kind": g.kind,
+                          "daily_dose_mg": g.daily_dose_mg, "drug_name": g.drug_name}
+                         for g in h.regimens],
+            "troughs": [{"drawn_at": _iso(t.drawn_at), "value_ng_ml": round(t.value_ng_ml, 2),
+                         "last_dose_at": _iso(t.last_dose_at) if t.last_dose_at else None,
+                         "assay_method": "lc_ms_ms"} for t in h.troughs],
+            "side-effects": [{"onset_at": _iso(e.onset_at), "term": e.term,
+                              "severity": e.severity, "ctcae_grade": e.ctcae_grade,
+                              "temperature_c": e.temperature_c,
+                              "antibiotics_started": e.antibiotics_started}
+                             for e in h.side_effects],
+            "events": [{"occurred_at": _iso(e.occurred_at), "kind": e.kind} for e in h.events],
+        }
         cohort.append({
             "id": str(uuid.uuid5(DEMO_NAMESPACE, f"patient-{i}")),
             "ref": f"DEMO-{i + 1:03d}",
-            "timezone": zone,
-            "treated": treated,
-            "height_cm": round(rng.uniform(152, 178), 1),
-            "date_of_birth": date(1960 + rng.randint(0, 35), rng.randint(1, 12), 15),
-            "lam_type": "tsc" if i % 5 == 0 else "sporadic",
-            "expected_sessions_per_week": max(1, 7 // reading_every),
+            "timezone": facts.timezone,
+            "treated": bool(h.regimens),
+            "height_cm": facts.height_cm,
+            "date_of_birth": facts.date_of_birth,
+            "lam_type": facts.lam_type,
+            "expected_sessions_per_week": facts.expected_sessions_per_week,
             "items": items,
         })
     return cohort
