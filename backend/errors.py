@@ -112,7 +112,7 @@ def init_app(app: Flask) -> None:
         # Raised inside a view after argument parsing, e.g. by an undecodable cursor.
         return problem(422, "Unprocessable Entity",
                        "The request did not validate; see errors for each field.",
-                       errors=exc.normalized_messages())
+                       errors=exc.normalized_messages())  # type: ignore[no-untyped-call]
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(DBAPIError)

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from marshmallow import Schema, ValidationError
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, insert, select
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from backend.audit import record_audit

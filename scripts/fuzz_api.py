@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "api")]
 
-PASSWORD = "correct horse battery staple"
+PASSWORD = "correct horse battery staple"  # noqa: S105 - the seeded test accounts
 
 
 class Actor:
@@ -35,13 +35,13 @@ def main() -> int:
     args = parser.parse_args()
 
     from alembic import command
+    from test_fuzz_schemathesis import fuzz, seed_alert  # type: ignore[import-not-found]
 
     from backend import create_app
     from backend.auth.services import create_clinician, create_team
     from backend.cli import alembic_config
     from backend.config import Settings
     from backend.db import session_scope
-    from test_fuzz_schemathesis import fuzz, seed_alert  # type: ignore[import-not-found]
 
     tmp = tempfile.mkdtemp(prefix="lamtrack-fuzz-")
     url = args.database_url or f"sqlite:///{tmp}/fuzz.sqlite3"

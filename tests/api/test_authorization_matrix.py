@@ -190,7 +190,7 @@ def snapshot(db_sessionmaker: sessionmaker[Session]) -> dict[str, list[tuple[Any
             if table.name == "audit_events":
                 continue
             rows = session.execute(select(table)).all()
-            out[table.name] = sorted((tuple(map(repr, r)) for r in rows))
+            out[table.name] = sorted(tuple(map(repr, r)) for r in rows)
     return out
 
 

@@ -88,7 +88,7 @@ def test_same_batch_from_several_threads_creates_each_item_once(
             barrier.wait(timeout=30)
             resp = client.post(url, json={"items": items}, headers=patient.headers)
             answers[n] = (resp.status_code, resp.get_json())
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=upload, args=(n,)) for n in range(workers)]

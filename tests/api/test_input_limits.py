@@ -73,7 +73,7 @@ def patient_count(db_sessionmaker: Any) -> int:
 # ---------------------------------------------------------------- mass assignment
 
 
-@pytest.mark.parametrize("name", sorted(READ_ONLY_PATIENT) + ["unknown_field"])
+@pytest.mark.parametrize("name", [*sorted(READ_ONLY_PATIENT), "unknown_field"])
 def test_patient_create_refuses_read_only_and_unknown_fields(
     clinician: Any, db_sessionmaker: Any, name: str
 ) -> None:
@@ -94,8 +94,8 @@ def test_patient_create_control(clinician: Any, db_sessionmaker: Any) -> None:
     assert patient_count(db_sessionmaker) == before + 1
 
 
-@pytest.mark.parametrize("name", sorted(READ_ONLY_PATIENT) + ["care_team_id", "sex_at_birth",
-                                                               "unknown_field"])
+@pytest.mark.parametrize(
+    "name", [*sorted(READ_ONLY_PATIENT), "care_team_id", "sex_at_birth", "unknown_field"])
 def test_patient_patch_refuses_read_only_and_unknown_fields(
     clinician: Any, patient: Any, name: str
 ) -> None:
@@ -124,7 +124,7 @@ def test_patient_response_exposes_exactly_the_documented_fields(patient: Any) ->
     from backend.patients.schemas import PatientSchema
 
     body = patient.get(f"{API}/patients/me").get_json()
-    assert set(body) == set(PatientSchema._declared_fields)  # noqa: SLF001
+    assert set(body) == set(PatientSchema._declared_fields)
     assert not {"user_id", "change_seq", "password_hash", "data_changed_at"} & set(body)
 
 
@@ -132,7 +132,7 @@ def test_patient_response_exposes_exactly_the_documented_fields(patient: Any) ->
 def test_stream_items_with_read_only_fields_are_invalid_and_not_stored(
     patient: Any, stream: str
 ) -> None:
-    names = sorted(READ_ONLY_ITEM) + ["unknown_field"]
+    names = [*sorted(READ_ONLY_ITEM), "unknown_field"]
     bad = [item(stream, **{n: READ_ONLY_ITEM.get(n, "x")}) for n in names]
     good = item(stream)
     resp = patient.post(f"{API}/patients/me/{stream}", json={"items": [*bad, good]})
