@@ -71,7 +71,7 @@ class Patients(MethodView):
         rows = list(session.scalars(stmt.limit(args["limit"] + 1)))
         more = len(rows) > args["limit"]
         rows = rows[: args["limit"]]
-        summaries = services.latest_sessions(session, [p.id for p in rows])
+        summaries = services.patient_summaries(session, [p.id for p in rows])
         record_audit(session, actor_id=principal.user_id, actor_role=principal.role,
                      action="patient.list", resource_type="patient",
                      detail=f"{len(rows)} patients")
@@ -113,7 +113,7 @@ class PatientDetail(MethodView):
         principal = current_principal()
         session = db()
         patient = load_patient_for(session, principal, pid)
-        summary = services.latest_sessions(session, [patient.id]).get(patient.id)
+        summary = services.patient_summaries(session, [patient.id]).get(patient.id)
         record_audit(session, actor_id=principal.user_id, actor_role=principal.role,
                      action="patient.read", patient_id=patient.id, resource_type="patient",
                      resource_id=patient.id)

@@ -72,7 +72,14 @@ class PatientUpdateSchema(TroughTargetMixin):
 PATIENT_EDITABLE_BY_PATIENT = frozenset({"timezone"})
 
 
+class OpenAlertCountsSchema(StrictSchema):
+    urgent = fields.Integer(required=True)
+    review = fields.Integer(required=True)
+    digest = fields.Integer(required=True)
+
+
 class PatientSummarySchema(StrictSchema):
+    open_alerts = fields.Nested(OpenAlertCountsSchema, required=True)
     last_session_at = fields.AwareDateTime(allow_none=True)
     latest_fev1_l = fields.Float(allow_none=True)
     latest_fev1_pct_predicted = fields.Float(allow_none=True)

@@ -68,6 +68,27 @@ def latest_sessions(session: Session, patient_ids: list[str]) -> dict[str, Any]:
                            "latest_fev1_pct_predicted": r.fev1_pct_predicted} for r in rows}
 
 
+def patient_summaries(session: Session, patient_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """What a clinician scans a list for: the latest reading and the open alerts
+    by severity, for a page of patients in two queries."""
+    from backend.alerts.models import Alert
+
+    latest = latest_sessions(session, patient_ids)
+    counts: dict[str, dict[str, int]] = {}
+    if patient_ids:
+        for pid, severity, n in session.execute(
+            select(Alert.patient_id, Alert.severity, func.count(Alert.id))
+            .where(Alert.patient_id.in_(patient_ids), Alert.status != "resolved")
+            .group_by(Alert.patient_id, Alert.severity)
+        ).all():
+            counts.setdefault(pid, {})[severity] = n
+    empty = {"last_session_at": None, "latest_fev1_l": None, "latest_fev1_pct_predicted": None}
+    return {pid: {**latest.get(pid, empty),
+                  "open_alerts": {s: counts.get(pid, {}).get(s, 0)
+                                  for s in ("urgent", "review", "digest")}}
+            for pid in patient_ids}
+
+
 def get_team_for(session: Session, *, team_id: str, team_ids: list[str]) -> CareTeam:
     team = session.get(CareTeam, team_id) if team_id in team_ids else None
     if team is None:

@@ -188,3 +188,17 @@ def test_rule_thresholds_are_listed_with_sources_and_overridable(clinician: Any,
                           json={"rule_overrides": {"no_such_rule": 1}})
     assert bad.status_code == 422
     assert "rule_overrides" in bad.get_json()["errors"]["json"]
+
+
+def test_patient_list_summarises_latest_reading_and_open_alerts(clinician: Any,
+                                                                make_patient: Any) -> None:
+    quiet, unwell = make_patient(clinician), make_patient(clinician)
+    post_items(unwell, "spirometry", [{"client_id": cid(), "fev1_l": 1.9,
+                                       "measured_at": "2026-05-01T08:00:00+00:00"}])
+    post_items(unwell, "events", [{"client_id": cid(), "kind": "pneumothorax",
+                                   "occurred_at": "2026-05-02T08:00:00+00:00"}])
+    listed = {p["id"]: p["summary"] for p in clinician.get("/api/v1/patients").get_json()["items"]}
+    assert listed[quiet.patient_id]["open_alerts"] == {"urgent": 0, "review": 0, "digest": 0}
+    assert listed[quiet.patient_id]["latest_fev1_l"] is None
+    assert listed[unwell.patient_id]["open_alerts"]["urgent"] == 1
+    assert listed[unwell.patient_id]["latest_fev1_l"] == 1.9
