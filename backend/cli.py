@@ -103,6 +103,33 @@ def export_openapi(output: str) -> None:
     click.echo(f"wrote {output}")
 
 
+@main.command("evaluate-cohort", context_settings={"ignore_unknown_options": True})
+@click.argument("readings", type=click.Path(exists=True, dir_okay=False))
+@click.option("--truth", type=click.Path(exists=True, dir_okay=False),
+              help="CSV: patient_id, true_slope_ml_per_year[, drop_start, drop_end].")
+@click.option("--markdown", type=click.Path(dir_okay=False), help="Also write the table here.")
+def evaluate_cohort(readings: str, truth: str | None, markdown: str | None) -> None:
+    """Replay the trend and FEV1 rules night by night over a cohort CSV
+    (patient_id, measured_at, fev1_l[, fvc_l, grade, setting]) and report, by true
+    slope, how many were flagged and when, beside a least-squares threshold and
+    quarterly clinic spirometry. The engine is the one the scheduler runs."""
+    import importlib.util
+
+    path = REPO_ROOT / "scripts" / "validate_detection.py"
+    spec = importlib.util.spec_from_file_location("validate_detection", path)
+    if spec is None or spec.loader is None:
+        raise click.ClickException(f"{path} is missing: run from a checkout of the repository")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    argv = ["--cohort", readings]
+    if truth:
+        argv += ["--truth", truth]
+    if markdown:
+        argv += ["--markdown", markdown]
+    raise SystemExit(module.main(argv))
+
+
 def _register_feature_commands() -> None:
     try:
         from backend.jobs_cli import register
