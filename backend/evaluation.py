@@ -1,10 +1,16 @@
 """Run the clinical engine over stored data and keep alerts in step with it.
 
-One patient at a time, each in its own transaction: the patient's rows are read
-into the pure `PatientHistory`, `evaluate_patient` runs, and its candidates are
-raised (idempotent per episode) while evaluation alerts whose condition cleared
-are resolved. Memory stays bounded by one patient's history; patient ids are
-read in keyset-paged chunks.
+`evaluate_patients` (the nightly and incremental passes, `lamtrack evaluate`)
+works a chunk of patients at a time (`backend.evaluation_batch`): one query per
+data stream per chunk, the home series and trends of the whole chunk computed
+vectorised, then the rules per patient; alerts are raised idempotently per
+episode and evaluation alerts whose condition cleared are resolved, inside a
+savepoint per patient. Memory stays bounded by one chunk; patient ids are read
+in keyset-paged chunks.
+
+`evaluate_one` / `evaluate_patients_each` are the per-patient form (one
+transaction and `load_history` per patient): the reference the batched pass is
+tested against, and its fallback if a chunk as a whole fails.
 
 Incremental by default: only patients whose data changed since their last
 evaluation (`data_changed_at > evaluated_at`). A nightly full pass catches what
@@ -44,6 +50,8 @@ from backend.troughs.models import TroughResult
 log = logging.getLogger(__name__)
 
 CHUNK = 200
+# Patients per transaction in the batched pass (`evaluate_patients`).
+BATCH_CHUNK = 500
 # Rules `evaluate_patient` decides each time; an open evaluation alert of one of
 # these rules that the engine no longer raises has cleared.
 EVALUATED_RULES = tuple(r for r in cm.RULE_IDS if r not in EVENT_RULES)
@@ -250,7 +258,7 @@ def _patient_ids(
         after = chunk[-1]
 
 
-def evaluate_patients(
+def evaluate_patients_each(
     session_factory: sessionmaker[Session],
     *,
     settings: Settings,
@@ -259,37 +267,128 @@ def evaluate_patients(
     patient_ids: Sequence[str] | None = None,
     replay: bool = False,
 ) -> dict[str, int]:
-    """Evaluate patients as of `as_of` (default now); one transaction each.
+    """The per-patient pass: one transaction and `evaluate_one` per patient.
 
-    A calendar date means the end of that day in each patient's own time zone,
-    as the nightly pass sees it. `replay=True` (a past as-of date) leaves
-    `evaluated_at` untouched so the live incremental pass still sees the
-    patient's newer data.
+    Same result as `evaluate_patients` (the reference it is tested against),
+    at about ten queries per patient.
     """
     as_of = as_of or utcnow()
     summary = {"patients": 0, "opened": 0, "resolved": 0, "errors": 0}
     for pid in _patient_ids(session_factory, full=full, patient_ids=patient_ids):
-        read_at = utcnow()
-        try:
-            with session_factory.begin() as session:
-                patient = session.get(Patient, pid)
-                if patient is None:
-                    continue
-                moment = (as_of if isinstance(as_of, datetime)
-                          else end_of_local_day(as_of, patient.timezone))
-                outcome = evaluate_one(session, patient, as_of=moment, settings=settings)
-                if not replay:
-                    session.execute(
-                        update(Patient)
-                        .where(Patient.id == pid)
-                        .values(evaluated_at=read_at, updated_at=Patient.updated_at)
-                        .execution_options(synchronize_session=False)
-                    )
-        except Exception:  # one patient's bad data must not stop the others
-            log.exception("evaluation of patient %s failed", pid)
-            summary["errors"] += 1
-            continue
-        summary["patients"] += 1
-        summary["opened"] += len(outcome.opened)
-        summary["resolved"] += outcome.resolved
+        _evaluate_single(session_factory, pid, as_of=as_of, settings=settings, replay=replay,
+                         summary=summary)
     return summary
+
+
+def _evaluate_single(
+    session_factory: sessionmaker[Session],
+    pid: str,
+    *,
+    as_of: datetime | date,
+    settings: Settings,
+    replay: bool,
+    summary: dict[str, int],
+) -> None:
+    read_at = utcnow()
+    try:
+        with session_factory.begin() as session:
+            patient = session.get(Patient, pid)
+            if patient is None:
+                return
+            moment = (as_of if isinstance(as_of, datetime)
+                      else end_of_local_day(as_of, patient.timezone))
+            outcome = evaluate_one(session, patient, as_of=moment, settings=settings)
+            if not replay:
+                session.execute(
+                    update(Patient)
+                    .where(Patient.id == pid)
+                    .values(evaluated_at=read_at, updated_at=Patient.updated_at)
+                    .execution_options(synchronize_session=False)
+                )
+    except Exception:  # one patient's bad data must not stop the others
+        log.exception("evaluation of patient %s failed", pid)
+        summary["errors"] += 1
+        return
+    summary["patients"] += 1
+    summary["opened"] += len(outcome.opened)
+    summary["resolved"] += outcome.resolved
+
+
+def evaluate_patients(
+    session_factory: sessionmaker[Session],
+    *,
+    settings: Settings,
+    as_of: datetime | date | None = None,
+    full: bool = False,
+    patient_ids: Sequence[str] | None = None,
+    replay: bool = False,
+    chunk_size: int = BATCH_CHUNK,
+) -> dict[str, int]:
+    """Evaluate patients as of `as_of` (default now), a chunk at a time.
+
+    A calendar date means the end of that day in each patient's own time zone,
+    as the nightly pass sees it. `replay=True` (a past as-of date) leaves
+    `evaluated_at` untouched so the live incremental pass still sees the
+    patient's newer data. See `backend.evaluation_batch` for the unit of work
+    (one transaction per chunk, a savepoint per patient with alert changes);
+    the result is the same as `evaluate_patients_each`.
+    """
+    from backend.evaluation_batch import evaluate_chunk
+
+    as_of = as_of or utcnow()
+    summary = {"patients": 0, "opened": 0, "resolved": 0, "errors": 0}
+    cache = ChunkCache()
+    for chunk in _patient_id_chunks(session_factory, full=full, patient_ids=patient_ids,
+                                    size=chunk_size):
+        try:
+            part = evaluate_chunk(session_factory, chunk, as_of=as_of, settings=settings,
+                                  replay=replay, cache=cache)
+        except Exception:  # a chunk-level failure: fall back to one patient at a time
+            log.exception("batched evaluation of %d patients failed; evaluating them one by one",
+                          len(chunk))
+            part = {"patients": 0, "opened": 0, "resolved": 0, "errors": 0}
+            for pid in chunk:
+                _evaluate_single(session_factory, pid, as_of=as_of, settings=settings,
+                                 replay=replay, summary=part)
+        for key in summary:
+            summary[key] += part[key]
+    return summary
+
+
+class ChunkCache:
+    """State kept between chunks of one pass (zone offset tables)."""
+
+    def __init__(self) -> None:
+        from backend.clinical.nightly import ZoneOffsets
+
+        self.offsets = ZoneOffsets()
+
+
+def _patient_id_chunks(
+    session_factory: sessionmaker[Session],
+    *,
+    full: bool,
+    patient_ids: Sequence[str] | None,
+    size: int,
+) -> Iterator[list[str]]:
+    """Patient ids to evaluate in chunks of `size` (keyset-paged when read)."""
+    if patient_ids is not None:
+        ids = list(dict.fromkeys(patient_ids))
+        for i in range(0, len(ids), size):
+            yield ids[i:i + size]
+        return
+    after = ""
+    while True:
+        stmt = select(Patient.id).where(Patient.id > after).order_by(Patient.id).limit(size)
+        if not full:
+            stmt = stmt.where(
+                Patient.data_changed_at.is_not(None),
+                or_(Patient.evaluated_at.is_(None),
+                    Patient.data_changed_at > Patient.evaluated_at),
+            )
+        with session_factory() as session:
+            chunk = list(session.scalars(stmt))
+        if not chunk:
+            return
+        yield chunk
+        after = chunk[-1]

@@ -240,19 +240,26 @@ def evaluate_prepared(
     as_of: datetime,
     thresholds: Thresholds,
     with_segments: bool = True,
+    trend: tuple[TrendResult, Segment] | None = None,
 ) -> Evaluation:
     """As `evaluate_patient`, with the home series already built (replay, batch).
 
-    `series` must hold no day after the local date of `as_of`.
+    `series` must hold no day after the local date of `as_of`. `trend`, when
+    given, is used instead of `compute_trend` (the nightly batch computes
+    trends for many patients at once); it must be what `compute_trend` would
+    give for the alert rules (its verdict and, for a rapid decline, its numbers
+    and current segment).
     """
     facts = history.facts
     zone = ZoneInfo(facts.timezone)
     series = series.upto(as_of.astimezone(zone).date().toordinal())
     clinic = latest_clinic(history.readings, thresholds, as_of=as_of)
     regimens = [r for r in history.regimens if r.effective_at <= as_of]
-    trend, segment = compute_trend(facts, series, regimens, as_of, thresholds, clinic,
-                                   with_segments=with_segments)
-    candidates: list[AlertCandidate] = _fev1_alerts(history, series, trend, segment, as_of,
+    if trend is None:
+        trend = compute_trend(facts, series, regimens, as_of, thresholds, clinic,
+                              with_segments=with_segments)
+    trend_result, segment = trend
+    candidates: list[AlertCandidate] = _fev1_alerts(history, series, trend_result, segment, as_of,
                                                     thresholds)
     treated = on_treatment(regimens, as_of) or (
         not regimens and facts.treatment_status == "on_sirolimus"
@@ -300,7 +307,7 @@ def evaluate_prepared(
     return Evaluation(
         patient_id=facts.patient_id,
         as_of=as_of,
-        trend=trend,
+        trend=trend_result,
         trough_schedule=schedule,
         candidates=tuple(candidates),
     )

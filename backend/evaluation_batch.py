@@ -1,0 +1,405 @@
+"""The nightly evaluation of a chunk of patients (a few hundred) at once.
+
+Unit of work: one transaction per chunk.
+
+1. Read: the patients (ORM, for thresholds and alert ownership), then each data
+   stream with ONE column-only query for the whole chunk (`patient_id IN
+   (...)`), limited to the widest window any patient of the chunk needs; each
+   row is then kept only inside its own patient's window and as-of time, so
+   every patient sees exactly the rows `load_history` would give her.
+2. Compute in memory: the home daily series of all patients with
+   `nightly.chunk_series` (vectorised), the trend of all patients with
+   `batch.batch_trends` in one call used as a conservative screen (a patient
+   whose rapid-decline verdict could hold gets the exact per-patient trend),
+   then the per-patient rules via `evaluate_prepared` on the series and the
+   small streams. A failure here is logged for that patient only.
+3. Write: the chunk's unresolved alerts are read once; a candidate whose
+   episode is already open is refreshed in memory (what `raise_alert` does
+   after finding it), a new one goes through `raise_alert` (idempotent, emails
+   queued); `auto_resolve_cleared` is called only for patients with an open
+   evaluation alert the evaluation no longer raises. Each patient with alert
+   changes writes inside its own SAVEPOINT, so a failure is hers alone.
+   `evaluated_at` is set for the chunk's evaluated patients in one UPDATE
+   (the moment the chunk's data were read), except in a replay.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from sqlalchemy import Text, cast, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.alerts.models import Alert
+from backend.alerts.services import UNRESOLVED, _refresh, auto_resolve_cleared, raise_alert
+from backend.clinical import model as cm
+from backend.clinical.evaluate import Segment, compute_trend, evaluate_prepared, treatment_segments
+from backend.clinical.nightly import chunk_series, trend_screen
+from backend.clinical.series import is_trusted, latest_clinic
+from backend.clinical.thresholds import DEFAULT_THRESHOLDS, Thresholds
+from backend.config import Settings
+from backend.db import utcnow
+from backend.evaluation import (
+    EVALUATED_RULES,
+    _device_id,
+    end_of_local_day,
+    patient_facts,
+    thresholds_for,
+)
+from backend.events.models import LamEvent
+from backend.medication.models import RegimenEvent, SirolimusDose
+from backend.patients.models import Patient
+from backend.side_effects.models import SideEffectReport
+from backend.spirometry.models import SpirometrySession
+from backend.troughs.models import TroughResult
+
+if TYPE_CHECKING:
+    from backend.evaluation import ChunkCache
+
+log = logging.getLogger(__name__)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_US = timedelta(microseconds=1)
+
+
+def _windows(th: Thresholds) -> dict[str, int]:
+    """Look-back days per stream, as `load_history` reads them."""
+    return {
+        "readings": max(th.trend_window_days, th.acute_lookback_days,
+                        th.start_criterion_home_days) + 60,
+        "doses": max(th.adherence_lookback_days, th.missed_doses_window_days) + 30,
+        "side_effects": max(th.symptom_window_days, th.side_effect_lookback_days) + 30,
+        "events": 90,
+    }
+
+
+def _thresholds(session: Session, patient: Patient, cache: dict[Any, Thresholds]) -> Thresholds:
+    key = (patient.care_team_id, json.dumps(patient.rule_overrides or {}, sort_keys=True,
+                                            default=str),
+           patient.trough_target_low, patient.trough_target_high)
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = thresholds_for(session, patient)
+    return found
+
+
+def _stream(session: Session, cols: Sequence[Any], model: Any, time_col: Any, ids: Sequence[str],
+            upto: datetime, since: datetime | None, *extra: Any) -> Sequence[Any]:
+    stmt = (select(model.patient_id, *cols)
+            .where(model.patient_id.in_(ids), model.deleted_at.is_(None), time_col <= upto,
+                   *extra)
+            .order_by(model.patient_id, time_col))
+    if since is not None:
+        stmt = stmt.where(time_col >= since)
+    return session.execute(stmt).all()
+
+
+class _Chunk:
+    """The patients of one chunk with their as-of moments, thresholds and windows."""
+
+    def __init__(self, session: Session, patients: list[Patient], as_of: datetime | date) -> None:
+        cache: dict[Any, Thresholds] = {}
+        self.patients = patients
+        self.code = {p.id: i for i, p in enumerate(patients)}
+        self.moment = [as_of if isinstance(as_of, datetime)
+                       else end_of_local_day(as_of, p.timezone) for p in patients]
+        self.thresholds = [_thresholds(session, p, cache) for p in patients]
+        wins = [_windows(t) for t in self.thresholds]
+        self.since = {k: [m - timedelta(days=w[k]) for m, w in zip(self.moment, wins, strict=True)]
+                      for k in wins[0]} if patients else {}
+        self.upto = max(self.moment) if patients else None
+
+    def earliest(self, stream: str) -> datetime:
+        return min(self.since[stream])
+
+
+def _group(rows: Sequence[Any], chunk: _Chunk, stream: str | None, time_index: int) -> (
+        dict[int, list[Any]]):
+    """Rows by patient code, each kept inside its patient's window and as-of time."""
+    out: dict[int, list[Any]] = defaultdict(list)
+    code = chunk.code
+    for row in rows:
+        i = code[row[0]]
+        moment = row[time_index]
+        if moment > chunk.moment[i] or (stream is not None and moment < chunk.since[stream][i]):
+            continue
+        out[i].append(row)
+    return out
+
+
+def evaluate_chunk(
+    session_factory: sessionmaker[Session],
+    ids: Sequence[str],
+    *,
+    as_of: datetime | date,
+    settings: Settings,
+    replay: bool,
+    cache: ChunkCache,
+) -> dict[str, int]:
+    summary = {"patients": 0, "opened": 0, "resolved": 0, "errors": 0}
+    read_at = utcnow()
+    with session_factory.begin() as session:
+        patients = list(session.scalars(select(Patient).where(Patient.id.in_(ids))
+                                        .order_by(Patient.id)))
+        if not patients:
+            return summary
+        chunk = _Chunk(session, patients, as_of)
+        results = _evaluate_in_memory(session, chunk, cache)
+        alerts = _unresolved_alerts(session, [p.id for p in patients])
+        done: list[str] = []
+        clear_for = timedelta(days=settings.alert_auto_resolve_after_days)
+        for i, patient in enumerate(patients):
+            evaluation = results[i]
+            if evaluation is None:
+                summary["errors"] += 1
+                continue
+            try:
+                opened, resolved = _apply(session, patient, evaluation, chunk.moment[i],
+                                          alerts.get(patient.id, []), settings, clear_for)
+            except Exception:  # one patient's failure must not stop the others
+                log.exception("evaluation of patient %s failed", patient.id)
+                summary["errors"] += 1
+                continue
+            done.append(patient.id)
+            summary["patients"] += 1
+            summary["opened"] += opened
+            summary["resolved"] += resolved
+        if done and not replay:
+            session.execute(
+                update(Patient)
+                .where(Patient.id.in_(done))
+                .values(evaluated_at=read_at, updated_at=Patient.updated_at)
+                .execution_options(synchronize_session=False)
+            )
+    return summary
+
+
+def _unresolved_alerts(session: Session, ids: Sequence[str]) -> dict[str, list[Alert]]:
+    out: dict[str, list[Alert]] = defaultdict(list)
+    stmt = select(Alert).where(Alert.patient_id.in_(ids),
+                               or_(Alert.open_episode_key.is_not(None),
+                                   Alert.status.in_(UNRESOLVED)))
+    for alert in session.scalars(stmt):
+        out[alert.patient_id].append(alert)
+    return out
+
+
+def _apply(
+    session: Session,
+    patient: Patient,
+    evaluation: cm.Evaluation,
+    moment: datetime,
+    known: list[Alert],
+    settings: Settings,
+    clear_for: timedelta,
+) -> tuple[int, int]:
+    """Raise/refresh the candidates and auto-resolve what cleared (as `evaluate_one`)."""
+    present = {(c.rule, c.episode_key) for c in evaluation.candidates}
+    auto = settings.alert_auto_resolve
+    rules = set(EVALUATED_RULES)
+    must_resolve = auto and any(
+        a.status in UNRESOLVED and a.source == "evaluation" and a.rule in rules
+        and a.opened_at <= moment and (a.rule, a.episode_key) not in present
+        for a in known
+    )
+    if not evaluation.candidates and not must_resolve:
+        return 0, 0
+    open_by_key = {(a.rule, a.open_episode_key): a for a in known
+                   if a.open_episode_key is not None}
+    opened = resolved = 0
+    with session.begin_nested():
+        for candidate in evaluation.candidates:
+            existing = open_by_key.get((candidate.rule, candidate.episode_key))
+            if existing is not None:
+                _refresh(existing, candidate, moment)
+                continue
+            alert = raise_alert(session, patient=patient, candidate=candidate, as_of=moment,
+                                settings=settings)
+            if alert is not None:
+                opened += 1
+                open_by_key[(alert.rule, candidate.episode_key)] = alert
+        if must_resolve:
+            resolved = auto_resolve_cleared(
+                session, patient_id=patient.id, evaluated_rules=EVALUATED_RULES,
+                present=present, as_of=moment, clear_for=clear_for,
+            )
+    return opened, resolved
+
+
+def _evaluate_in_memory(session: Session, chunk: _Chunk, cache: ChunkCache) -> (
+        list[cm.Evaluation | None]):
+    """Read the chunk's streams and run the engine; None for a patient that failed."""
+    patients, ids = chunk.patients, [p.id for p in chunk.patients]
+    n = len(patients)
+    upto = chunk.upto
+    assert upto is not None
+    S = SpirometrySession
+    home_rows = _stream(session, (S.measured_at, S.fev1_l,
+                                  S.fev1_grade, S.session_grade, cast(S.device, Text)),
+                        S, S.measured_at, ids, upto, chunk.earliest("readings"),
+                        S.setting == "home")
+    other_rows = _stream(session, (S.id, S.measured_at, S.fev1_l, S.fvc_l, S.fev1_grade,
+                                   S.session_grade, S.setting, S.device),
+                         S, S.measured_at, ids, upto, chunk.earliest("readings"),
+                         S.setting != "home")
+    D = SirolimusDose
+    doses = _group(_stream(session, (D.id, D.taken_at, D.status, D.dose_mg), D, D.taken_at, ids,
+                           upto, chunk.earliest("doses")), chunk, "doses", 2)
+    R = RegimenEvent
+    regimens = _group(_stream(session, (R.id, R.effective_at, R.kind, R.daily_dose_mg,
+                                        R.drug_name), R, R.effective_at, ids, upto, None),
+                      chunk, None, 2)
+    T = TroughResult
+    troughs = _group(_stream(session, (T.id, T.drawn_at, T.value_ng_ml, T.last_dose_at), T,
+                             T.drawn_at, ids, upto, None), chunk, None, 2)
+    E = SideEffectReport
+    side = _group(_stream(session, (E.id, E.onset_at, E.term, E.severity, E.ctcae_grade,
+                                    E.temperature_c, E.antibiotics_started), E, E.onset_at, ids,
+                          upto, chunk.earliest("side_effects")), chunk, "side_effects", 2)
+    L = LamEvent
+    events = _group(_stream(session, (L.id, L.occurred_at, L.kind), L, L.occurred_at, ids, upto,
+                            chunk.earliest("events")), chunk, "events", 2)
+    others = _group(other_rows, chunk, "readings", 2)
+
+    # home sessions -> flat arrays, each row inside its patient's window
+    since_us = np.array([(s - EPOCH) // ONE_US for s in chunk.since["readings"]], np.int64)
+    upto_us = np.array([(m - EPOCH) // ONE_US for m in chunk.moment], np.int64)
+    m = len(home_rows)
+    pcode = np.empty(m, np.int64)
+    t_us = np.empty(m, np.int64)
+    fev1 = np.empty(m, np.float64)
+    grade_code = np.empty(m, np.int64)
+    dev_code = np.empty(m, np.int64)
+    grades: dict[tuple[str | None, str | None], int] = {}
+    device_text: dict[str | None, int] = {}
+    device_ids: dict[str | None, int] = {}
+    code = chunk.code
+    for k, (pid, measured_at, value, fev1_grade, session_grade, device) in enumerate(home_rows):
+        pcode[k] = code[pid]
+        t_us[k] = (measured_at - EPOCH) // ONE_US
+        fev1[k] = value
+        grade_code[k] = grades.setdefault((fev1_grade, session_grade), len(grades))
+        dc = device_text.get(device)
+        if dc is None:
+            parsed = _device_id(json.loads(device)) if device is not None else None
+            dc = device_text[device] = device_ids.setdefault(parsed, len(device_ids))
+        dev_code[k] = dc
+    inside = (t_us >= since_us[pcode]) & (t_us <= upto_us[pcode])
+    # trusted grade (the session's FEV1 grade, else its overall grade) per
+    # distinct thresholds object (usually one per chunk) and distinct grade pair
+    grade_list = [a or b for a, b in grades]
+    distinct = list({id(th): th for th in chunk.thresholds}.values())
+    th_index = {id(th): j for j, th in enumerate(distinct)}
+    th_of_patient = np.array([th_index[id(th)] for th in chunk.thresholds], np.int64)
+    table = np.array([[is_trusted(g, th) for g in grade_list] for th in distinct], bool)
+    trusted = table[th_of_patient[pcode], grade_code] if m else np.zeros(0, bool)
+    sel = np.flatnonzero(inside)
+    ths = chunk.thresholds
+    series = chunk_series(
+        pcode[sel], t_us[sel], fev1[sel], np.ones(sel.size, bool), trusted[sel], dev_code[sel],
+        zones=[p.timezone for p in patients],
+        plausible_min=np.array([t.fev1_plausible_min_l for t in ths], np.float64),
+        plausible_max=np.array([t.fev1_plausible_max_l for t in ths], np.float64),
+        learning_days=np.array([t.learning_days for t in ths], np.int64),
+        best_of_day=np.array([t.daily_aggregate == "best" for t in ths], bool),
+        offsets=cache.offsets,
+    )
+    last_home: list[datetime | None] = [None] * n
+    for row in sel.tolist():  # rows are ordered by patient, then time: the last one wins
+        last_home[int(pcode[row])] = home_rows[row][1]
+
+    # regimens, segments and trend windows
+    regs: list[list[cm.RegimenEvent]] = []
+    segments: list[Segment] = []
+    as_of_day = np.empty(n, np.int64)
+    first_day = np.empty(n, np.int64)
+    for i, p in enumerate(patients):
+        rg = [cm.RegimenEvent(id=r[1], effective_at=r[2], kind=r[3], daily_dose_mg=r[4],
+                              drug_name=r[5]) for r in regimens.get(i, ())]
+        regs.append(rg)
+        th = ths[i]
+        seg = treatment_segments(rg, p.timezone, th)[-1]
+        segments.append(seg)
+        as_of_day[i] = chunk.moment[i].astimezone(ZoneInfo(p.timezone)).date().toordinal()
+        first_day[i] = max(as_of_day[i] - th.trend_window_days + 1, seg.first_day)
+    common = max(set(ths), key=ths.count) if ths else DEFAULT_THRESHOLDS
+    include = np.array([th == common for th in ths], bool)
+    batch, exact = trend_screen(series, first_day, as_of_day, common, include=include)
+
+    results: list[cm.Evaluation | None] = []
+    for i, p in enumerate(patients):
+        try:
+            results.append(_evaluate_patient(
+                p, chunk.moment[i], ths[i], series.of(i), regs[i], segments[i],
+                None if exact[i] else _screened_trend(batch, i, ths[i], segments[i]),
+                others.get(i, ()), last_home[i], doses.get(i, ()), troughs.get(i, ()),
+                side.get(i, ()), events.get(i, ())))
+        except Exception:  # one patient's bad data must not stop the others
+            log.exception("evaluation of patient %s failed", p.id)
+            results.append(None)
+    return results
+
+
+def _screened_trend(batch: Any, i: int, th: Thresholds, seg: Segment) -> (
+        tuple[cm.TrendResult, Segment]):
+    """The trend of a patient the screen cleared of a rapid decline (batch numbers)."""
+    def num(a: Any) -> float | None:
+        v = float(a[i])
+        return None if not np.isfinite(v) else round(v, 1)
+
+    verdict = str(batch.verdict[i])
+    assert verdict != "rapid_decline"
+    return cm.TrendResult(
+        slope_ml_per_year=num(batch.slope_ml_per_year), ci_low=num(batch.ci_low),
+        ci_high=num(batch.ci_high), slope_pct_pred_per_year=None,
+        n_readings=int(batch.n_readings[i]), span_days=float(batch.span_days[i]),
+        verdict=verdict, confidence=th.trend_confidence,
+    ), seg
+
+
+def _evaluate_patient(
+    patient: Patient, moment: datetime, th: Thresholds, series: Any,
+    regimens: list[cm.RegimenEvent], segment: Segment,
+    trend: tuple[cm.TrendResult, Segment] | None, other_rows: Sequence[Any],
+    last_home: datetime | None,
+    dose_rows: Sequence[Any], trough_rows: Sequence[Any], side_rows: Sequence[Any],
+    event_rows: Sequence[Any],
+) -> cm.Evaluation:
+    facts = patient_facts(patient)
+    # the engine reads raw sessions only for the latest clinic value and the
+    # time of the latest home session; the home series is already built
+    readings = [
+        cm.SpirometryReading(id=r[1], measured_at=r[2], fev1_l=r[3], fvc_l=r[4],
+                             grade=r[5] or r[6], setting=r[7], device_id=_device_id(r[8]))
+        for r in other_rows
+    ]
+    if last_home is not None:
+        readings.append(cm.SpirometryReading(id="", measured_at=last_home, fev1_l=0.0,
+                                             setting="home"))
+    history = cm.PatientHistory(
+        facts=facts,
+        readings=readings,
+        doses=[cm.DoseLog(id=r[1], taken_at=r[2], status=r[3], dose_mg=r[4]) for r in dose_rows],
+        regimens=regimens,
+        troughs=[cm.TroughResult(id=r[1], drawn_at=r[2], value_ng_ml=r[3], last_dose_at=r[4])
+                 for r in trough_rows],
+        side_effects=[cm.SideEffectReport(id=r[1], onset_at=r[2], term=r[3], severity=r[4],
+                                          ctcae_grade=r[5], temperature_c=r[6],
+                                          antibiotics_started=bool(r[7])) for r in side_rows],
+        events=[cm.LamEvent(id=r[1], occurred_at=r[2], kind=r[3]) for r in event_rows],
+    )
+    if trend is None:
+        clinic = latest_clinic(readings, th, as_of=moment)
+        trend = compute_trend(facts, series, regimens, moment, th, clinic, with_segments=False)
+    return evaluate_prepared(history, series, as_of=moment, thresholds=th, with_segments=False,
+                             trend=trend)
+
+
+
