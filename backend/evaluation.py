@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -333,25 +334,50 @@ def evaluate_patients(
     (one transaction per chunk, a savepoint per patient with alert changes);
     the result is the same as `evaluate_patients_each`.
     """
-    from backend.evaluation_batch import evaluate_chunk
+    from backend.evaluation_batch import evaluate_chunk, read_chunk
 
     as_of = as_of or utcnow()
+    moment = as_of
     summary = {"patients": 0, "opened": 0, "resolved": 0, "errors": 0}
     cache = ChunkCache()
-    for chunk in _patient_id_chunks(session_factory, full=full, patient_ids=patient_ids,
-                                    size=chunk_size):
-        try:
-            part = evaluate_chunk(session_factory, chunk, as_of=as_of, settings=settings,
-                                  replay=replay, cache=cache)
-        except Exception:  # a chunk-level failure: fall back to one patient at a time
-            log.exception("batched evaluation of %d patients failed; evaluating them one by one",
-                          len(chunk))
+    chunks = _patient_id_chunks(session_factory, full=full, patient_ids=patient_ids,
+                                size=chunk_size)
+
+    def read(ids: list[str]) -> Any:
+        return read_chunk(session_factory, ids, as_of=moment)
+
+    # On a server database the next chunk is read in a reader thread while this
+    # one is evaluated (the database works while Python computes). SQLite takes
+    # its write lock at BEGIN, so there the chunks are read in turn.
+    with session_factory() as probe:
+        threaded = probe.get_bind().dialect.name != "sqlite"
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evaluation-reader") as reader:
+        ids = next(chunks, None)
+        pending = reader.submit(read, ids) if threaded and ids else None
+        while ids:
+            current = ids
+            ids = next(chunks, None)
+            try:
+                data = pending.result() if pending is not None else read(current)
+                error = None
+            except Exception as exc:
+                data, error = None, exc
+            pending = reader.submit(read, ids) if threaded and ids else None
             part = {"patients": 0, "opened": 0, "resolved": 0, "errors": 0}
-            for pid in chunk:
-                _evaluate_single(session_factory, pid, as_of=as_of, settings=settings,
-                                 replay=replay, summary=part)
-        for key in summary:
-            summary[key] += part[key]
+            try:
+                if error is not None:
+                    raise error
+                part = evaluate_chunk(session_factory, data, settings=settings,
+                                      replay=replay, cache=cache)
+            except Exception:  # a chunk-level failure: fall back to one patient at a time
+                log.exception("batched evaluation of %d patients failed; evaluating them "
+                              "one by one", len(current))
+                part = {"patients": 0, "opened": 0, "resolved": 0, "errors": 0}
+                for pid in current:
+                    _evaluate_single(session_factory, pid, as_of=moment, settings=settings,
+                                     replay=replay, summary=part)
+            for key in summary:
+                summary[key] += part[key]
     return summary
 
 

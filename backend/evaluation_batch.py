@@ -29,18 +29,21 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import Text, cast, or_, select, update
+from sqlalchemy import BigInteger, Text, cast, extract, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.alerts.models import Alert
 from backend.alerts.services import UNRESOLVED, _refresh, auto_resolve_cleared, raise_alert
+from backend.clinical import gli
 from backend.clinical import model as cm
 from backend.clinical.evaluate import Segment, compute_trend, evaluate_prepared, treatment_segments
+from backend.clinical.gli import age_on
 from backend.clinical.nightly import chunk_series, trend_screen
 from backend.clinical.series import is_trusted, latest_clinic
 from backend.clinical.thresholds import DEFAULT_THRESHOLDS, Thresholds
@@ -98,7 +101,8 @@ def _stream(session: Session, cols: Sequence[Any], model: Any, time_col: Any, id
             .order_by(model.patient_id, time_col))
     if since is not None:
         stmt = stmt.where(time_col >= since)
-    return session.execute(stmt).all()
+    # Core execution on the session's connection: plain rows, no ORM loading
+    return session.connection().execute(stmt).all()
 
 
 class _Chunk:
@@ -134,24 +138,50 @@ def _group(rows: Sequence[Any], chunk: _Chunk, stream: str | None, time_index: i
     return out
 
 
+@dataclass
+class ChunkData:
+    """What `read_chunk` read for one chunk: plain rows, no open session."""
+
+    read_at: datetime
+    chunk: _Chunk
+    streams: dict[str, Any]
+
+
+def read_chunk(session_factory: sessionmaker[Session], ids: Sequence[str], *,
+               as_of: datetime | date) -> ChunkData | None:
+    """Read a chunk's patients and data streams (one query per stream).
+
+    Runs in its own short read transaction (possibly in a reader thread while
+    the previous chunk is evaluated); `read_at` is taken before any read, so
+    data changed meanwhile is seen by the next incremental pass.
+    """
+    read_at = utcnow()
+    with session_factory() as session:
+        patients = list(session.scalars(select(Patient).where(Patient.id.in_(ids))
+                                        .order_by(Patient.id)))
+        if not patients:
+            return None
+        chunk = _Chunk(session, patients, as_of)
+        streams = _read_streams(session, chunk)
+    return ChunkData(read_at, chunk, streams)
+
+
 def evaluate_chunk(
     session_factory: sessionmaker[Session],
-    ids: Sequence[str],
+    data: ChunkData | None,
     *,
-    as_of: datetime | date,
     settings: Settings,
     replay: bool,
     cache: ChunkCache,
 ) -> dict[str, int]:
+    """Evaluate a chunk in memory, then write its alert changes in one transaction."""
     summary = {"patients": 0, "opened": 0, "resolved": 0, "errors": 0}
-    read_at = utcnow()
+    if data is None:
+        return summary
+    chunk = data.chunk
+    patients = chunk.patients
+    results = _evaluate_in_memory(chunk, data.streams, cache)
     with session_factory.begin() as session:
-        patients = list(session.scalars(select(Patient).where(Patient.id.in_(ids))
-                                        .order_by(Patient.id)))
-        if not patients:
-            return summary
-        chunk = _Chunk(session, patients, as_of)
-        results = _evaluate_in_memory(session, chunk, cache)
         alerts = _unresolved_alerts(session, [p.id for p in patients])
         done: list[str] = []
         clear_for = timedelta(days=settings.alert_auto_resolve_after_days)
@@ -175,7 +205,7 @@ def evaluate_chunk(
             session.execute(
                 update(Patient)
                 .where(Patient.id.in_(done))
-                .values(evaluated_at=read_at, updated_at=Patient.updated_at)
+                .values(evaluated_at=data.read_at, updated_at=Patient.updated_at)
                 .execution_options(synchronize_session=False)
             )
     return summary
@@ -233,16 +263,20 @@ def _apply(
     return opened, resolved
 
 
-def _evaluate_in_memory(session: Session, chunk: _Chunk, cache: ChunkCache) -> (
-        list[cm.Evaluation | None]):
-    """Read the chunk's streams and run the engine; None for a patient that failed."""
-    patients, ids = chunk.patients, [p.id for p in chunk.patients]
-    n = len(patients)
+def _read_streams(session: Session, chunk: _Chunk) -> dict[str, Any]:
+    """The chunk's rows of every stream, one query each (see module docstring)."""
+    ids = [p.id for p in chunk.patients]
     upto = chunk.upto
     assert upto is not None
     S = SpirometrySession
-    home_rows = _stream(session, (S.measured_at, S.fev1_l,
-                                  S.fev1_grade, S.session_grade, cast(S.device, Text)),
+    pg = session.get_bind().dialect.name == "postgresql"
+    # PostgreSQL gives the instant as integer microseconds (exact: timestamptz
+    # has microsecond resolution), which spares a datetime object per row
+    t_col = (cast(extract("epoch", S.measured_at) * 1_000_000, BigInteger) if pg
+             else S.measured_at)
+    # the session's FEV1 grade, else its overall grade (`fev1_grade or session_grade`)
+    grade = func.coalesce(func.nullif(S.fev1_grade, ""), S.session_grade)
+    home_rows = _stream(session, (t_col, S.fev1_l, grade, cast(S.device, Text)),
                         S, S.measured_at, ids, upto, chunk.earliest("readings"),
                         S.setting == "home")
     other_rows = _stream(session, (S.id, S.measured_at, S.fev1_l, S.fvc_l, S.fev1_grade,
@@ -267,34 +301,47 @@ def _evaluate_in_memory(session: Session, chunk: _Chunk, cache: ChunkCache) -> (
     events = _group(_stream(session, (L.id, L.occurred_at, L.kind), L, L.occurred_at, ids, upto,
                             chunk.earliest("events")), chunk, "events", 2)
     others = _group(other_rows, chunk, "readings", 2)
+    return {"home": home_rows, "pg": pg, "others": others, "doses": doses,
+            "regimens": regimens, "troughs": troughs, "side": side, "events": events}
+
+
+def _evaluate_in_memory(chunk: _Chunk, streams: dict[str, Any], cache: ChunkCache) -> (
+        list[cm.Evaluation | None]):
+    """Run the engine over a chunk's rows; None for a patient that failed."""
+    patients = chunk.patients
+    n = len(patients)
+    home_rows = streams.pop("home")
+    pg = streams["pg"]
+    others, doses, regimens = streams["others"], streams["doses"], streams["regimens"]
+    troughs, side, events = streams["troughs"], streams["side"], streams["events"]
 
     # home sessions -> flat arrays, each row inside its patient's window
     since_us = np.array([(s - EPOCH) // ONE_US for s in chunk.since["readings"]], np.int64)
     upto_us = np.array([(m - EPOCH) // ONE_US for m in chunk.moment], np.int64)
     m = len(home_rows)
-    pcode = np.empty(m, np.int64)
-    t_us = np.empty(m, np.int64)
-    fev1 = np.empty(m, np.float64)
-    grade_code = np.empty(m, np.int64)
-    dev_code = np.empty(m, np.int64)
-    grades: dict[tuple[str | None, str | None], int] = {}
-    device_text: dict[str | None, int] = {}
+    cols: list[Any] = [[row[j] for row in home_rows] for j in range(5)]
+    del home_rows
+    pids = np.array(cols[0], dtype=object)
+    run_start = np.flatnonzero(np.r_[True, pids[1:] != pids[:-1]]) if m else \
+        np.zeros(0, np.int64)
+    run_code = np.array([chunk.code[pids[i]] for i in run_start], np.int64)
+    pcode = np.repeat(run_code, np.diff(np.r_[run_start, m])).astype(np.int64)
+    t_us = (np.array(cols[1], np.int64) if pg
+            else np.array([(x - EPOCH) // ONE_US for x in cols[1]], np.int64))
+    fev1 = np.array(cols[2], np.float64)
+    grade_list: list[str | None] = list(set(cols[3]))
+    grade_index = {g: j for j, g in enumerate(grade_list)}
+    grade_code = np.array(list(map(grade_index.__getitem__, cols[3])), np.int64)
     device_ids: dict[str | None, int] = {}
-    code = chunk.code
-    for k, (pid, measured_at, value, fev1_grade, session_grade, device) in enumerate(home_rows):
-        pcode[k] = code[pid]
-        t_us[k] = (measured_at - EPOCH) // ONE_US
-        fev1[k] = value
-        grade_code[k] = grades.setdefault((fev1_grade, session_grade), len(grades))
-        dc = device_text.get(device)
-        if dc is None:
-            parsed = _device_id(json.loads(device)) if device is not None else None
-            dc = device_text[device] = device_ids.setdefault(parsed, len(device_ids))
-        dev_code[k] = dc
+    device_of_text = {
+        text_: device_ids.setdefault(
+            _device_id(json.loads(text_)) if text_ is not None else None, len(device_ids))
+        for text_ in set(cols[4])
+    }
+    dev_code = np.array(list(map(device_of_text.__getitem__, cols[4])), np.int64)
     inside = (t_us >= since_us[pcode]) & (t_us <= upto_us[pcode])
-    # trusted grade (the session's FEV1 grade, else its overall grade) per
-    # distinct thresholds object (usually one per chunk) and distinct grade pair
-    grade_list = [a or b for a, b in grades]
+    # trusted grade per distinct thresholds object (usually one per chunk) and
+    # distinct grade
     distinct = list({id(th): th for th in chunk.thresholds}.values())
     th_index = {id(th): j for j, th in enumerate(distinct)}
     th_of_patient = np.array([th_index[id(th)] for th in chunk.thresholds], np.int64)
@@ -311,9 +358,11 @@ def _evaluate_in_memory(session: Session, chunk: _Chunk, cache: ChunkCache) -> (
         best_of_day=np.array([t.daily_aggregate == "best" for t in ths], bool),
         offsets=cache.offsets,
     )
-    last_home: list[datetime | None] = [None] * n
-    for row in sel.tolist():  # rows are ordered by patient, then time: the last one wins
-        last_home[int(pcode[row])] = home_rows[row][1]
+    last_home_us = np.full(n, -1, np.int64)
+    if sel.size:
+        np.maximum.at(last_home_us, pcode[sel], t_us[sel])
+    last_home = [None if us < 0 else EPOCH + timedelta(microseconds=int(us))
+                 for us in last_home_us.tolist()]
 
     # regimens, segments and trend windows
     regs: list[list[cm.RegimenEvent]] = []
@@ -333,6 +382,8 @@ def _evaluate_in_memory(session: Session, chunk: _Chunk, cache: ChunkCache) -> (
     include = np.array([th == common for th in ths], bool)
     batch, exact = trend_screen(series, first_day, as_of_day, common, include=include)
 
+    _prefetch_references(patients, series, exact, first_day, as_of_day)
+
     results: list[cm.Evaluation | None] = []
     for i, p in enumerate(patients):
         try:
@@ -345,6 +396,27 @@ def _evaluate_in_memory(session: Session, chunk: _Chunk, cache: ChunkCache) -> (
             log.exception("evaluation of patient %s failed", p.id)
             results.append(None)
     return results
+
+
+def _prefetch_references(patients: Sequence[Patient], series: Any, exact: Any, first_day: Any,
+                         as_of_day: Any) -> None:
+    """Fill the GLI reference cache for the (age, height) points the rules will
+    look up (start criterion today; %-predicted slope at the ends of an exactly
+    computed trend window) in one array evaluation per sex."""
+    points: dict[str, set[tuple[float, float]]] = defaultdict(set)
+    for i, p in enumerate(patients):
+        if p.date_of_birth is None or not p.height_cm:
+            continue
+        days = [int(as_of_day[i])] if p.treatment_status in ("untreated", "stopped") else []
+        if exact[i]:
+            part = series.of(i).between(int(first_day[i]), int(as_of_day[i]))
+            if len(part) >= 2:
+                days += [int(part.day[0]), int(part.day[-1])]
+        for d in days:
+            points[p.sex_at_birth].add((age_on(p.date_of_birth, date.fromordinal(d)),
+                                        float(p.height_cm)))
+    for sex, pts in points.items():
+        gli.prefetch(sex, pts)
 
 
 def _screened_trend(batch: Any, i: int, th: Thresholds, seg: Segment) -> (

@@ -58,14 +58,23 @@ class ZoneOffsets:
                 return have
             lo_us = min(lo_us, start)
             hi_us = max(hi_us, start + (offs.size - 1) * GRID_US)
-        start = (lo_us // GRID_US - 1) * GRID_US
+        start = (lo_us // US_PER_DAY - 1) * US_PER_DAY
         n = (hi_us - start) // GRID_US + 2
         tz = ZoneInfo(zone)
-        offs = np.empty(n, np.int64)
-        for i in range(n):
-            moment = datetime.fromtimestamp((start + i * GRID_US) / 1e6, UTC)
-            off = moment.astimezone(tz).utcoffset()
-            offs[i] = 0 if off is None else round(off.total_seconds() * 1e6)
+
+        def offset_at(us: int) -> int:
+            off = (EPOCH + timedelta(microseconds=us)).astimezone(tz).utcoffset()
+            return 0 if off is None else round(off.total_seconds() * 1e6)
+
+        # daily samples; hourly only inside the days whose offset changes
+        per_day = US_PER_DAY // GRID_US
+        n_days = (n - 1) // per_day + 2
+        daily = np.array([offset_at(start + d * US_PER_DAY) for d in range(n_days)], np.int64)
+        offs = np.repeat(daily[:-1], per_day)
+        for d in np.flatnonzero(daily[1:] != daily[:-1]).tolist():
+            for h in range(per_day):
+                offs[d * per_day + h] = offset_at(start + d * US_PER_DAY + h * GRID_US)
+        offs = np.append(offs, daily[-1])[:n]
         self._grids[zone] = (start, offs)
         return start, offs
 

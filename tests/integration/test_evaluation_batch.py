@@ -74,12 +74,14 @@ def load_cohort(factory: sessionmaker[Session], n: int = N_PATIENTS, seed: int =
                 device = {"serial": r.device_id} if r.device_id else None
                 if i % 4 == 1 and k > len(h.readings) // 2:
                     device = {"model": "second-device"}
-                grade = r.grade
+                grade, session_grade = r.grade, None
                 if i % 5 == 2 and k % 7 == 0:
                     grade = "E"  # untrusted
+                if i % 7 == 3 and k % 5 == 0:  # only an overall session grade
+                    grade, session_grade = (None, "D") if k % 2 else ("", "B")
                 row = {**_common(pid, seq, r.measured_at, now), "measured_at": r.measured_at,
                        "setting": r.setting, "fev1_l": r.fev1_l, "fvc_l": r.fvc_l,
-                       "fev1_grade": grade, "device": device,
+                       "fev1_grade": grade, "session_grade": session_grade, "device": device,
                        "deleted_at": now if k % 97 == 3 else None}
                 rows[SpirometrySession].append(row)
                 if k % 53 == 0:  # an exact duplicate upload
@@ -161,6 +163,9 @@ PASSES: list[tuple[datetime | date, bool, bool]] = [
 
 def _run(fn: Any, factory: sessionmaker[Session], settings: Settings,
          **kw: Any) -> list[dict[str, int]]:
+    from backend.clinical import gli
+
+    gli._LMS_CACHE.clear()  # each pass computes its own reference values
     out = []
     for as_of, replay, full in PASSES:
         out.append(fn(factory, settings=settings, as_of=as_of, replay=replay, full=full, **kw))
