@@ -9,12 +9,15 @@ the same data:
   clinic   - usual practice: quarterly clinic spirometry, least-squares slope of
              the clinic values of the last 12 months <= -90 mL/yr (>= 3 visits
              over >= 180 days), looked at on visit days.
-Acute drops: product rule (Bjortuft 1993, 'all' and 'mean' variants) vs a drop
+Acute drops: product rule (Bjortuft 1993 with the personal noise floor, 'all' and
+'mean' variants) vs the plain 10 % rule (acute_drop_noise_z = 0) vs a drop
 >= 10 % between consecutive quarterly clinic visits.
 
 Usage:
   python scripts/validate_detection.py                 # default grid (a few minutes, 2 cores)
   python scripts/validate_detection.py --quick         # CI (< 60 s)
+  python scripts/validate_detection.py --acute         # acute-drop grid only
+  python scripts/validate_detection.py --acute-sweep   # operating points of the noise floor
   python scripts/validate_detection.py --sweep         # operating points of the decline rule
   python scripts/validate_detection.py --precision     # slope SD and CI coverage
   python scripts/validate_detection.py --cohort readings.csv [--truth truth.csv]
@@ -146,6 +149,10 @@ class DropResult:
     false_all: int
     false_mean: int
     years: float
+    detected_plain: bool = False
+    false_plain: int = 0
+    during_all: bool = False  # product rule flagged the drop before it ended
+    baseline_l: float = 0.0
 
 
 def run_drop(scn: Scenario, thresholds: Thresholds, with_drop: bool) -> list[DropResult]:
@@ -156,13 +163,15 @@ def run_drop(scn: Scenario, thresholds: Thresholds, with_drop: bool) -> list[Dro
         acute_drop_fraction=0.15, acute_drop_days=(3, 7),
     )
     t_mean = replace(thresholds, acute_drop_statistic="mean")
+    t_plain = replace(thresholds, acute_drop_noise_z=0.0)  # Bjortuft 1993 without noise floor
     out = []
     for arrays, truth in simulate_fev1_cohort(cfg):
         s = _series(arrays.day, arrays.fev1_l, arrays.grade, arrays.device, thresholds)
         res = {}
-        for label, th in (("all", thresholds), ("mean", t_mean)):
+        for label, th in (("all", thresholds), ("mean", t_mean), ("plain", t_plain)):
             f = fev1_first_flags(s, 0, scn.days - 1, th, acute=True, decline=False)
             detected = False
+            during = False
             false = 0
             for night, onset in zip(f.acute_drop_days, f.acute_drop_onsets, strict=True):
                 # an onset up to 3 days early is the same episode (a low reading
@@ -171,9 +180,11 @@ def run_drop(scn: Scenario, thresholds: Thresholds, with_drop: bool) -> list[Dro
                 if true_hit:
                     if any(d0 <= night <= d0 + 2 for d0, _, _ in truth.drops):
                         detected = True
+                    if any(d0 <= night <= d1 for d0, d1, _ in truth.drops):
+                        during = True
                 else:
                     false += 1
-            res[label] = (detected, false)
+            res[label] = (detected, false, during)
         clinic = False
         for d0, _d1, _ in truth.drops:
             k = np.flatnonzero((arrays.clinic_day >= d0) & (arrays.clinic_day <= d0 + 2))
@@ -182,7 +193,8 @@ def run_drop(scn: Scenario, thresholds: Thresholds, with_drop: bool) -> list[Dro
                 clinic = bool(arrays.clinic_fev1_l[k[0]] <= 0.9 * prev)
         years = scn.days / 365.25
         out.append(DropResult(res["all"][0], res["mean"][0], clinic, res["all"][1],
-                              res["mean"][1], years))
+                              res["mean"][1], years, res["plain"][0], res["plain"][1],
+                              res["all"][2], truth.baseline_fev1_l))
     return out
 
 
@@ -223,6 +235,8 @@ def summarize_drop(scn: Scenario, hit: list[DropResult], stable: list[DropResult
     py = sum(r.years for r in stable)
     return [
         scn.name, f"{scn.noise_sd:.0f}", f"{scn.days_per_week:g}/7", f"{scn.rho:g}", str(n),
+        _fmt_pct(sum(r.detected_plain for r in hit) / n),
+        f"{sum(r.false_plain for r in stable) / py:.2f}",
         _fmt_pct(sum(r.detected_all for r in hit) / n),
         f"{sum(r.false_all for r in stable) / py:.2f}",
         _fmt_pct(sum(r.detected_mean for r in hit) / n),
@@ -233,6 +247,7 @@ def summarize_drop(scn: Scenario, hit: list[DropResult], stable: list[DropResult
 
 DROP_HEADER = [
     "scenario", "noise SD mL", "days/week", "AR(1) rho", "n",
+    "plain 10 % detected <= 3 d", "plain 10 % false / pt-yr",
     "'all' detected <= 3 d", "'all' false / pt-yr", "'mean' detected <= 3 d",
     "'mean' false / pt-yr", "clinic detected <= 3 d",
 ]
@@ -288,9 +303,9 @@ def _drop_job(args: tuple[Scenario, bool]) -> tuple[Scenario, bool, list[DropRes
     return scn, with_drop, run_drop(scn, DEFAULT_THRESHOLDS, with_drop)
 
 
-def run_synthetic(quick: bool, n: int, workers: int) -> str:
+def run_synthetic(quick: bool, n: int, workers: int, acute_only: bool = False) -> str:
     t0 = time.perf_counter()
-    dgrid = decline_grid(quick, n)
+    dgrid = [] if acute_only else decline_grid(quick, n)
     agrid = drop_grid(quick, n)
     with ProcessPoolExecutor(max_workers=workers) as pool:
         decline = list(pool.map(_decline_job, dgrid))
@@ -302,14 +317,70 @@ def run_synthetic(quick: bool, n: int, workers: int) -> str:
     stables = {s.name: r for s, w, r in drops if not w}
     drop_rows = [summarize_drop(s, hits[s.name], stables[s.name]) for s in agrid]
     elapsed = time.perf_counter() - t0
-    return (
+    decline_text = (
+        "" if acute_only else
         "## Rapid decline (nightly evaluation from the first home reading)\n\n"
-        + table(DECLINE_HEADER, rows)
-        + "\n\n## Acute drop (true 15 % drop lasting 3-7 days; false alarms in stable "
+        + table(DECLINE_HEADER, rows) + "\n\n"
+    )
+    return (
+        decline_text
+        + "## Acute drop (true 15 % drop lasting 3-7 days; false alarms in stable "
         "patients without drops)\n\n"
         + table(DROP_HEADER, drop_rows)
         + f"\n\nRun time {elapsed:.0f} s with {workers} worker(s); "
         f"{'quick' if quick else 'full'} grid, n={n} per main scenario.\n"
+    )
+
+
+# ------------------------------------------------ acute-drop operating points
+
+ACUTE_SWEEP_Z = (0.0, 1.5, 2.0, 2.5, 3.0)
+FEV1_BANDS = ((0.0, 1.8, "< 1.8 L"), (1.8, 2.6, "1.8-2.6 L"), (2.6, 99.0, ">= 2.6 L"))
+
+
+def _acute_sweep_job(args: tuple[Scenario, bool, float]) -> tuple[float, bool, list[DropResult]]:
+    scn, with_drop, z = args
+    th = replace(DEFAULT_THRESHOLDS, acute_drop_noise_z=z)
+    return z, with_drop, run_drop(scn, th, with_drop)
+
+
+def run_acute_sweep(n: int, workers: int) -> str:
+    """Operating points of the personal noise floor (`acute_drop_noise_z`) on the
+    default acute-drop scenario, with results by baseline FEV1."""
+    t0 = time.perf_counter()
+    scn = Scenario("A0", -30.0, 150.0, 5.0, 0.3, n, 5000)
+    jobs = [(scn, True, z) for z in ACUTE_SWEEP_Z]
+    jobs += [(replace(scn, seed=scn.seed + 77), False, z) for z in ACUTE_SWEEP_Z]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        out = list(pool.map(_acute_sweep_job, jobs))
+    hits = {z: r for z, w, r in out if w}
+    stables = {z: r for z, w, r in out if not w}
+    header = ["noise z", "detected <= 3 d", "detected before the drop ends", "false / pt-yr"]
+    for _lo, _hi, name in FEV1_BANDS:
+        header += [f"detected <= 3 d, FEV1 {name}", f"false / pt-yr, FEV1 {name}"]
+    rows = []
+    for z in ACUTE_SWEEP_Z:
+        hit, stable = hits[z], stables[z]
+        py = sum(r.years for r in stable)
+        label = f"{z:g}" + (" (plain 10 %)" if z == 0 else "")
+        label += " (default)" if z == DEFAULT_THRESHOLDS.acute_drop_noise_z else ""
+        row = [label, _fmt_pct(sum(r.detected_all for r in hit) / len(hit)),
+               _fmt_pct(sum(r.during_all for r in hit) / len(hit)),
+               f"{sum(r.false_all for r in stable) / py:.2f}"]
+        for lo, hi, _name in FEV1_BANDS:
+            h = [r for r in hit if lo <= r.baseline_l < hi]
+            st = [r for r in stable if lo <= r.baseline_l < hi]
+            row.append(f"{_fmt_pct(sum(r.detected_all for r in h) / len(h))} ({len(h)})"
+                       if h else "")
+            years = sum(r.years for r in st)
+            row.append(f"{sum(r.false_all for r in st) / years:.2f} ({len(st)})" if st else "")
+        rows.append(row)
+    elapsed = time.perf_counter() - t0
+    return (
+        "## Acute drop: operating points of the personal noise floor (noise 150 mL, 5/7 days, "
+        f"rho 0.3, n={n} with a 15 % drop and n={n} stable; patients per band in brackets)\n\n"
+        + table(header, rows)
+        + f"\n\nRun time {elapsed:.0f} s with {workers} worker(s).\n"
     )
 
 
@@ -545,16 +616,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="compare operating points of the rapid-decline rule instead")
     ap.add_argument("--precision", action="store_true",
                     help="slope precision and confidence-interval coverage instead")
+    ap.add_argument("--acute", action="store_true",
+                    help="only the acute-drop grid (product rule vs plain 10 %% rule)")
+    ap.add_argument("--acute-sweep", action="store_true",
+                    help="operating points of the acute-drop noise floor instead")
     args = ap.parse_args(argv)
     if args.cohort is not None:
         text = run_external(args.cohort, args.truth, DEFAULT_THRESHOLDS)
+    elif args.acute_sweep:
+        text = run_acute_sweep(args.n or 400, args.workers)
     elif args.sweep:
         text = run_sweep(args.n or 200, args.workers)
     elif args.precision:
         text = run_precision(args.n or 300, args.workers)
     else:
         n = args.n or (60 if args.quick else 200)
-        text = run_synthetic(args.quick, n, args.workers)
+        text = run_synthetic(args.quick, n, args.workers, acute_only=args.acute)
     print(text)
     if args.markdown is not None:
         args.markdown.write_text(text)

@@ -119,26 +119,63 @@ class AcuteDrop:
     window_max_l: float
     n_window: int
     drop_fraction: float  # of the window mean below baseline
+    noise_sd_l: float | None = None  # personal day-to-day noise, None = not estimated
+    n_noise_pairs: int = 0
+    limit_l: float | None = None  # value the readings had to be at or below
+
+
+def personal_noise_sd(
+    series: DailySeries, as_of_day: int, thresholds: Thresholds
+) -> tuple[float | None, int]:
+    """Robust within-person SD of daily home FEV1 and the number of pairs behind it.
+
+    Uses the differences between consecutive reading days on the same device
+    (at most `acute_baseline_days` apart) in the last `acute_noise_lookback_days`:
+    SD = 1.4826 x MAD(differences) / sqrt(2). Differences remove the patient's
+    level and slow trends; the median makes the estimate insensitive to a few
+    submaximal sessions, device changes or an ongoing drop. Returns (None, pairs)
+    when there are fewer than `acute_noise_min_pairs` pairs.
+    """
+    t = thresholds
+    s = series.between(as_of_day - t.acute_noise_lookback_days + 1, as_of_day)
+    if len(s) < 2:
+        return None, 0
+    gap = np.diff(s.day)
+    keep = (s.device[1:] == s.device[:-1]) & (gap <= t.acute_baseline_days)
+    diff = np.diff(s.fev1_l)[keep]
+    n_pairs = int(diff.size)
+    if n_pairs < max(t.acute_noise_min_pairs, 1):
+        return None, n_pairs
+    mad = float(np.median(np.abs(diff - np.median(diff))))
+    return 1.4826 * mad / np.sqrt(2.0), n_pairs
 
 
 def find_acute_drop(
     series: DailySeries, as_of_day: int, thresholds: Thresholds
 ) -> AcuteDrop | None:
     """Bjortuft 1993: FEV1 >= 10 % below the mean of the previous 7 days,
-    persisting >= 2 days.
+    persisting >= 2 days, and (product rule) clear of the patient's own noise.
 
     For every candidate onset day in the last `acute_lookback_days`, the
     baseline is the mean of the daily values in the `acute_baseline_days`
     calendar days before it (at least `acute_baseline_min_readings`), and the
     drop persists if every daily value from the onset to the latest reading is
-    at or below (1 - fraction) x baseline (`acute_drop_statistic="all"`, the
-    default; "mean" uses the mean of those values instead, more sensitive and
-    less specific; see VALIDATION.md), over at least `acute_persistence_days`
-    calendar days and two reading days. The earliest such onset is returned,
-    so the episode (and its key) stays the same while the drop persists. Only
-    readings on the device of the latest reading are compared (a device change
-    is not a drop). The latest reading must be recent (within the persistence
-    period of `as_of_day`). Vectorised over candidate onsets.
+    at or below the limit (`acute_drop_statistic="all"`, the default; "mean"
+    uses the mean of those values instead, more sensitive and less specific;
+    see VALIDATION.md), over at least `acute_persistence_days` calendar days and
+    two reading days. The earliest such onset is returned, so the episode (and
+    its key) stays the same while the drop persists. Only readings on the device
+    of the latest reading are compared (a device change is not a drop). The
+    latest reading must be recent (within the persistence period of
+    `as_of_day`). Vectorised over candidate onsets.
+
+    Limit = min((1 - fraction) x baseline, baseline - z x noise SD), with
+    z = `acute_drop_noise_z` and the noise SD from `personal_noise_sd`. Home FEV1
+    noise is roughly absolute (SD 120-200 mL), so at a low FEV1 a 10 % drop lies
+    within the noise and stable patients would be alerted several times a year;
+    the noise term only ever makes the rule stricter, never more sensitive than
+    the published 10 %. Without enough history for a noise estimate, or with
+    z = 0, the plain Bjortuft rule applies.
     """
     t = thresholds
     first = as_of_day - t.acute_lookback_days - t.acute_baseline_days
@@ -164,6 +201,12 @@ def find_acute_drop(
     n_win = n - np.arange(n)
     win_mean = (csum[n] - csum[np.arange(n)]) / n_win
     limit = (1.0 - t.acute_drop_fraction) * base
+    noise_sd: float | None = None
+    n_pairs = 0
+    if t.acute_drop_noise_z > 0:
+        noise_sd, n_pairs = personal_noise_sd(series, as_of_day, t)
+        if noise_sd is not None:
+            limit = np.minimum(limit, base - t.acute_drop_noise_z * noise_sd)
     ok = (
         (day >= as_of_day - t.acute_lookback_days)
         & (n_base >= t.acute_baseline_min_readings)
@@ -184,6 +227,9 @@ def find_acute_drop(
         window_max_l=float(suffix_max[k]),
         n_window=int(n_win[k]),
         drop_fraction=float(1.0 - win_mean[k] / base[k]),
+        noise_sd_l=noise_sd,
+        n_noise_pairs=n_pairs,
+        limit_l=float(limit[k]),
     )
 
 
@@ -201,6 +247,10 @@ def acute_fev1_drop(drop: AcuteDrop | None, thresholds: Thresholds) -> AlertCand
         "threshold_pct": 100 * thresholds.acute_drop_fraction,
         "onset": onset.isoformat(),
         "latest": day_to_date(drop.last_day).isoformat(),
+        "noise_sd_ml": None if drop.noise_sd_l is None else _r(1000 * drop.noise_sd_l, 0),
+        "noise_pairs": drop.n_noise_pairs,
+        "noise_z": thresholds.acute_drop_noise_z,
+        "limit_fev1_l": _r(drop.limit_l, 3),
     }
     explanation = (
         f"Home FEV1 has been at least {100 * thresholds.acute_drop_fraction:.0f} % below "
@@ -209,6 +259,13 @@ def acute_fev1_drop(drop: AcuteDrop | None, thresholds: Thresholds) -> AlertCand
         f"{drop.n_baseline} reading days in the {thresholds.acute_baseline_days} days before), "
         f"a {100 * drop.drop_fraction:.0f} % drop (rule of Bjortuft et al., ERJ 1993)."
     )
+    if drop.noise_sd_l is not None and drop.limit_l is not None:
+        explanation += (
+            f" Limit {drop.limit_l:.2f} L: the stricter of "
+            f"{100 * thresholds.acute_drop_fraction:.0f} % and "
+            f"{thresholds.acute_drop_noise_z:g} x this patient's usual day-to-day variation "
+            f"({1000 * drop.noise_sd_l:.0f} mL over {drop.n_noise_pairs} pairs of readings)."
+        )
     return AlertCandidate(
         rule="acute_fev1_drop",
         severity="review",

@@ -48,6 +48,9 @@ class Thresholds:
     acute_baseline_min_readings: int = 3
     acute_lookback_days: int = 28
     acute_drop_statistic: str = "all"
+    acute_drop_noise_z: float = 2.5
+    acute_noise_lookback_days: int = 90
+    acute_noise_min_pairs: int = 10
     symptom_window_days: int = 14
 
     # --- start criterion (ATS/JRS 2016) ---------------------------------------
@@ -123,6 +126,8 @@ class Thresholds:
         for name in ("trend_confidence", "rapid_decline_confidence"):
             if not 0.5 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0.5, 1)")
+        if self.acute_drop_noise_z < 0:
+            raise ValueError("acute_drop_noise_z must not be negative")
         if self.acute_drop_statistic not in ("all", "mean"):
             raise ValueError("acute_drop_statistic must be 'all' or 'mean'")
         if self.daily_aggregate not in ("median", "best"):
@@ -232,6 +237,21 @@ THRESHOLD_SOURCES: dict[str, str] = {
     "acute_drop_statistic": (
         f"{_BJORTUFT}: 'all' = every reading in the drop window below the limit "
         "(persisting); 'mean' = their mean (product option)"
+    ),
+    "acute_drop_noise_z": (
+        f"{_PRODUCT}: the drop must also exceed this many times the patient's own "
+        "day-to-day noise (within-person SD of daily FEV1, robust estimate); home FEV1 "
+        "noise is roughly absolute, 120-200 mL (domain.md §3; Noth et al., ERJ 2021, "
+        "INMARK), so at low FEV1 a 10 % drop is within the noise. The 10 % of Bjortuft "
+        "stays the floor; 0 restores the plain rule. 2.5 brings false alerts in stable "
+        "simulated patients from ~5 to ~1 per patient-year (VALIDATION.md)"
+    ),
+    "acute_noise_lookback_days": (
+        f"{_PRODUCT}: days of home readings used to estimate the personal noise"
+    ),
+    "acute_noise_min_pairs": (
+        f"{_PRODUCT}: pairs of consecutive reading days needed for the noise estimate; "
+        "with fewer the plain 10 % rule applies"
     ),
     "symptom_window_days": (
         f"{_PRODUCT}: respiratory symptoms this close to a drop make it a "
