@@ -244,6 +244,12 @@ def _apply(
     open_by_key = {(a.rule, a.open_episode_key): a for a in known
                    if a.open_episode_key is not None}
     opened = resolved = 0
+    if not must_resolve and all((c.rule, c.episode_key) in open_by_key
+                                for c in evaluation.candidates):
+        # only open episodes to refresh: attribute updates, flushed with the chunk
+        for candidate in evaluation.candidates:
+            _refresh(open_by_key[(candidate.rule, candidate.episode_key)], candidate, moment)
+        return 0, 0
     with session.begin_nested():
         for candidate in evaluation.candidates:
             existing = open_by_key.get((candidate.rule, candidate.episode_key))
