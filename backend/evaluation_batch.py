@@ -1,12 +1,15 @@
 """The nightly evaluation of a chunk of patients (a few hundred) at once.
 
-Unit of work: one transaction per chunk.
+Unit of work: a short read transaction, then one write transaction per chunk.
+On PostgreSQL the next chunk is read in a reader thread while this one is
+evaluated (`evaluation.evaluate_patients`); at most two chunks are in memory.
 
-1. Read: the patients (ORM, for thresholds and alert ownership), then each data
-   stream with ONE column-only query for the whole chunk (`patient_id IN
-   (...)`), limited to the widest window any patient of the chunk needs; each
-   row is then kept only inside its own patient's window and as-of time, so
-   every patient sees exactly the rows `load_history` would give her.
+1. Read (`read_chunk`): the patients (ORM, for thresholds and alert ownership),
+   then each data stream with ONE column-only query for the whole chunk
+   (`patient_id IN (...)`), limited to the widest window any patient of the
+   chunk needs; each row is then kept only inside its own patient's window and
+   as-of time, so every patient sees exactly the rows `load_history` would give
+   her.
 2. Compute in memory: the home daily series of all patients with
    `nightly.chunk_series` (vectorised), the trend of all patients with
    `batch.batch_trends` in one call used as a conservative screen (a patient
@@ -17,8 +20,10 @@ Unit of work: one transaction per chunk.
    episode is already open is refreshed in memory (what `raise_alert` does
    after finding it), a new one goes through `raise_alert` (idempotent, emails
    queued); `auto_resolve_cleared` is called only for patients with an open
-   evaluation alert the evaluation no longer raises. Each patient with alert
-   changes writes inside its own SAVEPOINT, so a failure is hers alone.
+   evaluation alert the evaluation no longer raises. Each patient with new or
+   resolved alerts writes inside its own SAVEPOINT, so a failure is hers alone
+   (refreshing an open episode only sets attributes). If a chunk fails as a
+   whole, `evaluate_patients` evaluates its patients one by one.
    `evaluated_at` is set for the chunk's evaluated patients in one UPDATE
    (the moment the chunk's data were read), except in a replay.
 """
