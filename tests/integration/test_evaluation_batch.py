@@ -215,3 +215,33 @@ def test_one_patient_failing_does_not_stop_the_chunk(
     again = evaluate_patients(db_sessionmaker, settings=settings,
                               as_of=as_of + timedelta(hours=1))
     assert again["patients"] == 1 and again["errors"] == 0
+
+
+def test_a_chunk_that_cannot_be_read_is_evaluated_one_patient_at_a_time(
+    db_sessionmaker: sessionmaker[Session], settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ids = load_cohort(db_sessionmaker, n=8)
+    as_of = datetime(2025, 12, 1, 23, 0, tzinfo=UTC)
+    reference = evaluate_patients_each(db_sessionmaker, settings=settings, as_of=as_of,
+                                       full=True, replay=True)
+    expected = _snapshot(db_sessionmaker)
+    _wipe_alerts(db_sessionmaker)
+    import backend.evaluation_batch as batch
+
+    real = batch.read_chunk
+    calls = []
+
+    def failing_first(factory: Any, chunk_ids: Any, **kw: Any) -> Any:
+        calls.append(list(chunk_ids))
+        if len(calls) == 1:
+            raise RuntimeError("database hiccup")
+        return real(factory, chunk_ids, **kw)
+
+    monkeypatch.setattr(batch, "read_chunk", failing_first)
+    summary = evaluate_patients(db_sessionmaker, settings=settings, as_of=as_of, full=True,
+                                replay=True, chunk_size=3)
+    assert len(calls) == 3  # ceil(8 / 3) chunks, the first one evaluated patient by patient
+    assert summary == reference
+    assert _snapshot(db_sessionmaker) == expected
+    assert sorted(ids) == sorted(i for chunk in calls for i in chunk)
