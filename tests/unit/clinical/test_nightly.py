@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -12,8 +13,8 @@ import pytest
 from backend.clinical.evaluate import compute_trend
 from backend.clinical.nightly import ZoneOffsets, chunk_series, trend_screen
 from backend.clinical.series import home_series, is_trusted
-from backend.clinical.simulation import CohortConfig, simulate_patient
-from backend.clinical.thresholds import DEFAULT_THRESHOLDS
+from backend.clinical.simulation import CohortConfig, SimulatedPatient, simulate_patient
+from backend.clinical.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from backend.clinical.trend import robust_slope
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -32,13 +33,13 @@ def test_local_days_match_astimezone_across_dst_changes(zone: str) -> None:
     assert got.tolist() == want
 
 
-def _cohort(n: int = 30, seed: int = 11) -> list:  # type: ignore[type-arg]
+def _cohort(n: int = 30, seed: int = 11) -> list[SimulatedPatient]:
     cfg = CohortConfig(n_patients=n, seed=seed)
     children = np.random.SeedSequence(seed).spawn(n)
     return [simulate_patient(np.random.default_rng(children[i]), cfg, i) for i in range(n)]
 
 
-def _flat(sims: list, thresholds=DEFAULT_THRESHOLDS):  # type: ignore[no-untyped-def]
+def _flat(sims: list[SimulatedPatient], thresholds: Thresholds = DEFAULT_THRESHOLDS) -> Any:
     rows = []
     zones = []
     for code, sim in enumerate(sims):
