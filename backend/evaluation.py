@@ -43,7 +43,7 @@ from backend.db import utcnow
 from backend.events.models import LamEvent
 from backend.medication.models import RegimenEvent, SirolimusDose
 from backend.patients.models import Patient
-from backend.patients.services import thresholds_for as patient_thresholds
+from backend.patients.services import thresholds_for
 from backend.side_effects.models import SideEffectReport
 from backend.spirometry.models import SpirometrySession
 from backend.troughs.models import TroughResult
@@ -56,26 +56,6 @@ BATCH_CHUNK = 500
 # Rules `evaluate_patient` decides each time; an open evaluation alert of one of
 # these rules that the engine no longer raises has cleared.
 EVALUATED_RULES = tuple(r for r in cm.RULE_IDS if r not in EVENT_RULES)
-
-
-def thresholds_for(session: Session, patient: Patient) -> Thresholds:
-    """The patient's thresholds (defaults, team, patient; see patients.services).
-
-    An override that no longer validates (the rules changed since it was saved)
-    is skipped with a warning rather than stopping the patient's evaluation.
-    """
-    try:
-        result: Thresholds = patient_thresholds(session, patient)
-        return result
-    except ValueError as exc:
-        log.warning("patient %s: rule overrides ignored (%s)", patient.id, exc)
-    try:
-        return DEFAULT_THRESHOLDS.merged({
-            "trough_target_low": patient.trough_target_low,
-            "trough_target_high": patient.trough_target_high,
-        })
-    except ValueError:
-        return DEFAULT_THRESHOLDS
 
 
 def patient_facts(patient: Patient) -> cm.PatientFacts:

@@ -59,11 +59,11 @@ from backend.evaluation import (
     _device_id,
     end_of_local_day,
     patient_facts,
-    thresholds_for,
 )
 from backend.events.models import LamEvent
 from backend.medication.models import RegimenEvent, SirolimusDose
 from backend.patients.models import Patient
+from backend.patients.services import thresholds_for
 from backend.side_effects.models import SideEffectReport
 from backend.spirometry.models import SpirometrySession
 from backend.troughs.models import TroughResult

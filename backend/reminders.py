@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.auth.models import User
 from backend.clinical.troughs import current_item, on_treatment, trough_schedule
 from backend.config import Settings
-from backend.evaluation import load_regimens, load_troughs, thresholds_for
+from backend.evaluation import load_regimens, load_troughs
 from backend.notify.services import (
     queue_email,
     reminder_message_id,
@@ -24,6 +24,7 @@ from backend.notify.services import (
     team_email_options,
 )
 from backend.patients.models import CareTeam, Patient
+from backend.patients.services import thresholds_for
 from backend.spirometry.models import SpirometrySession
 
 # A draw window opening within this many days is shown as "coming up".

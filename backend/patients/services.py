@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -8,11 +9,14 @@ from sqlalchemy.orm import Session
 
 from backend.audit import record_audit
 from backend.auth.services import new_invite_code
+from backend.clinical.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from backend.config import Settings
 from backend.errors import Forbidden, NotFound, Unprocessable
 from backend.patients.models import CareTeam, Patient
 from backend.patients.schemas import PATIENT_EDITABLE_BY_PATIENT
 from backend.web import Principal
+
+log = logging.getLogger(__name__)
 
 
 def create_patient(session: Session, *, principal: Principal, team_ids: list[str],
@@ -96,16 +100,22 @@ def get_team_for(session: Session, *, team_id: str, team_ids: list[str]) -> Care
     return team
 
 
-def thresholds_for(session: Session, patient: Patient) -> Any:
+def thresholds_for(session: Session, patient: Patient) -> Thresholds:
     """The patient's rule thresholds: defaults, then team, then patient overrides,
-    then her trough target range."""
-    from backend.clinical.thresholds import DEFAULT_THRESHOLDS
+    then her trough target range.
 
+    Overrides are validated when saved; one that no longer validates (the rules
+    changed since) is skipped with a warning rather than stopping her evaluation.
+    """
     team = session.get(CareTeam, patient.care_team_id)
     team_overrides = ((team.settings or {}).get("rule_overrides") or {}) if team else {}
-    return DEFAULT_THRESHOLDS.merged(
-        team_overrides,
-        patient.rule_overrides or {},
-        {"trough_target_low": patient.trough_target_low,
-         "trough_target_high": patient.trough_target_high},
-    )
+    targets = {"trough_target_low": patient.trough_target_low,
+               "trough_target_high": patient.trough_target_high}
+    try:
+        return DEFAULT_THRESHOLDS.merged(team_overrides, patient.rule_overrides or {}, targets)
+    except ValueError as exc:
+        log.warning("patient %s: rule overrides ignored (%s)", patient.id, exc)
+    try:
+        return DEFAULT_THRESHOLDS.merged(targets)
+    except ValueError:
+        return DEFAULT_THRESHOLDS
