@@ -218,25 +218,10 @@ def _patient_ids(
     full: bool,
     patient_ids: Sequence[str] | None,
 ) -> Iterator[str]:
-    """Patient ids to evaluate, read in keyset-paged chunks."""
-    if patient_ids is not None:
-        yield from patient_ids
-        return
-    after = ""
-    while True:
-        stmt = select(Patient.id).where(Patient.id > after).order_by(Patient.id).limit(CHUNK)
-        if not full:
-            stmt = stmt.where(
-                Patient.data_changed_at.is_not(None),
-                or_(Patient.evaluated_at.is_(None),
-                    Patient.data_changed_at > Patient.evaluated_at),
-            )
-        with session_factory() as session:
-            chunk = list(session.scalars(stmt))
-        if not chunk:
-            return
+    """Patient ids to evaluate, one at a time."""
+    for chunk in _patient_id_chunks(session_factory, full=full, patient_ids=patient_ids,
+                                    size=CHUNK):
         yield from chunk
-        after = chunk[-1]
 
 
 def evaluate_patients_each(
