@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from marshmallow import Schema, ValidationError
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, bindparam, select
+from sqlalchemy import BindParameter, ForeignKey, Index, String, UniqueConstraint, bindparam, select
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from backend.audit import record_audit
@@ -92,7 +92,7 @@ class StreamSpec:
 # list was compared one by one against every row of the patient whenever the
 # planner chose the (patient, time) index, which grew to 300 ms per batch for a
 # patient with 20,000 sessions.
-_KNOWN_IDS = bindparam("client_ids", expanding=True, literal_execute=True)
+_KNOWN_IDS: BindParameter[str] = bindparam("client_ids", expanding=True, literal_execute=True)
 
 
 def ingest_batch(

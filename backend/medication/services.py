@@ -11,6 +11,7 @@ from backend.medication.schemas import (
     RegimenOutSchema,
 )
 from backend.streams import IngestContext, StreamSpec
+from backend.troughs.services import after_doses, after_regimens
 
 
 def _regimen_provenance(ctx: IngestContext, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -28,6 +29,7 @@ DOSES = StreamSpec(
     out_schema=DoseOutSchema,
     time_field="taken_at",
     time_fields=("taken_at",),
+    after_insert=after_doses,
     description="Doses logged as taken or missed (for a missed dose, `taken_at` is when it was due).",
 )
 
@@ -39,6 +41,7 @@ REGIMENS = StreamSpec(
     time_field="effective_at",
     time_fields=("effective_at",),
     prepare=_regimen_provenance,
+    after_insert=after_regimens,
     description="Treatment changes; who recorded each (patient or clinician) is kept. Known "
     "CYP3A4/P-gp interacting drugs are classified (Rapamune label section 7).",
 )

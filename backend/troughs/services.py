@@ -5,7 +5,7 @@ with the thresholds of the patient (clinical.troughs)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -49,6 +49,50 @@ def derive_trough_flags(ctx: IngestContext, rows: list[dict[str, Any]]) -> list[
                    not_true_trough=flags.not_true_trough,
                    before_steady_state=flags.before_steady_state)
     return rows
+
+
+FLAG_FIELDS = ("hours_since_last_dose", "days_since_regimen_change", "not_true_trough",
+               "before_steady_state")
+
+
+def refresh_trough_flags(ctx: IngestContext, *, drawn_from: datetime,
+                         drawn_until: datetime | None = None) -> int:
+    """Derive again the flags of stored troughs that a newly logged dose or
+    regimen change can alter. Phones sync streams in any order, so a trough often
+    arrives before the dose taken the evening before it. A trough whose flags
+    change gets a new sequence number, so the app's /changes feed shows it."""
+    stmt = select(TroughResult).where(TroughResult.patient_id == ctx.patient.id,
+                                      TroughResult.deleted_at.is_(None),
+                                      TroughResult.drawn_at >= drawn_from)
+    if drawn_until is not None:
+        stmt = stmt.where(TroughResult.drawn_at <= drawn_until)
+    troughs = list(ctx.session.scalars(stmt))
+    if not troughs:
+        return 0
+    rows = derive_trough_flags(ctx, [
+        {"id": t.id, "drawn_at": t.drawn_at, "value_ng_ml": t.value_ng_ml,
+         "last_dose_at": t.last_dose_at} for t in troughs])
+    changed = 0
+    for trough, row in zip(troughs, rows, strict=True):
+        if all(getattr(trough, f) == row[f] for f in FLAG_FIELDS):
+            continue
+        for f in FLAG_FIELDS:
+            setattr(trough, f, row[f])
+        ctx.patient.change_seq += 1
+        trough.seq = ctx.patient.change_seq
+        changed += 1
+    return changed
+
+
+def after_doses(ctx: IngestContext, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    taken = [r["taken_at"] for r in rows]
+    refresh_trough_flags(ctx, drawn_from=min(taken), drawn_until=max(taken) + DOSE_LOOKBACK)
+    return {}
+
+
+def after_regimens(ctx: IngestContext, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    refresh_trough_flags(ctx, drawn_from=min(r["effective_at"] for r in rows))
+    return {}
 
 
 SPEC = StreamSpec(

@@ -202,3 +202,33 @@ def test_patient_list_summarises_latest_reading_and_open_alerts(clinician: Any,
     assert listed[quiet.patient_id]["latest_fev1_l"] is None
     assert listed[unwell.patient_id]["open_alerts"]["urgent"] == 1
     assert listed[unwell.patient_id]["latest_fev1_l"] == 1.9
+
+
+def test_trough_flags_follow_a_dose_or_regimen_synced_after_the_trough(patient: Any) -> None:
+    """Phones sync streams in any order: the trough can arrive before the dose
+    taken four hours before it, and before the dose change three days earlier."""
+    [t] = post_items(patient, "troughs", [{"client_id": cid(), "value_ng_ml": 16.0,
+                                           "drawn_at": "2026-03-04T12:00:00+00:00"}])
+    first = patient.get(f"{BASE}/changes").get_json()
+    got = patient.get(f"{BASE}/troughs/{t['id']}").get_json()
+    assert got["hours_since_last_dose"] is None and got["not_true_trough"] is False
+    post_items(patient, "doses", [{"client_id": cid(), "taken_at": "2026-03-04T08:00:00+00:00",
+                                   "status": "taken", "dose_mg": 2.0}])
+    got = patient.get(f"{BASE}/troughs/{t['id']}").get_json()
+    assert got["hours_since_last_dose"] == pytest.approx(4.0)
+    assert got["not_true_trough"] is True
+    assert got["before_steady_state"] is False
+    post_items(patient, "regimens", [{"client_id": cid(), "kind": "dose_change",
+                                      "effective_at": "2026-03-01T08:00:00+00:00",
+                                      "daily_dose_mg": 2.0}])
+    got = patient.get(f"{BASE}/troughs/{t['id']}").get_json()
+    assert got["before_steady_state"] is True
+    later = patient.get(f"{BASE}/changes?cursor={first['next_cursor']}").get_json()["items"]
+    trough_changes = [c for c in later if c["stream"] == "troughs"]
+    assert trough_changes and trough_changes[-1]["data"]["before_steady_state"] is True
+    # A dose far from the draw changes nothing and adds no change to the feed.
+    before = patient.get(f"{BASE}/changes").get_json()["next_cursor"]
+    post_items(patient, "doses", [{"client_id": cid(), "taken_at": "2026-02-01T08:00:00+00:00",
+                                   "status": "taken", "dose_mg": 2.0}])
+    after = patient.get(f"{BASE}/changes?cursor={before}").get_json()["items"]
+    assert [c["stream"] for c in after] == ["doses"]
