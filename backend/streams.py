@@ -80,6 +80,7 @@ class StreamSpec:
     time_fields: tuple[str, ...]  # every time shown back with the phone's offset
     prepare: PrepareHook | None = None
     after_insert: AfterHook | None = None   # e.g. event-driven alerts; extra result fields
+    after_delete: AfterHook | None = None   # what depends on a row being gone (trough flags)
     description: str = ""
     extra_result_fields: tuple[str, ...] = field(default_factory=tuple)
 
@@ -238,6 +239,9 @@ def tombstone(session: Session, *, spec: StreamSpec, patient: Patient, principal
         row.deleted_at = now
         row.deleted_by = principal.user_id
         patient.data_changed_at = now
+        if spec.after_delete is not None:
+            ctx = IngestContext(session=session, patient=patient, principal=principal, now=now)
+            spec.after_delete(ctx, [{spec.time_field: getattr(row, spec.time_field)}])
     record_audit(session, actor_id=principal.user_id, actor_role=principal.role,
                  action=f"{spec.name}.delete", patient_id=patient.id, resource_type=spec.name,
                  resource_id=record_id)

@@ -30,6 +30,7 @@ DOSES = StreamSpec(
     time_field="taken_at",
     time_fields=("taken_at",),
     after_insert=after_doses,
+    after_delete=after_doses,
     description="Doses logged as taken or missed (for a missed dose, `taken_at` is when it was due).",
 )
 
@@ -42,6 +43,7 @@ REGIMENS = StreamSpec(
     time_fields=("effective_at",),
     prepare=_regimen_provenance,
     after_insert=after_regimens,
+    after_delete=after_regimens,
     description="Treatment changes; who recorded each (patient or clinician) is kept. Known "
     "CYP3A4/P-gp interacting drugs are classified (Rapamune label section 7).",
 )

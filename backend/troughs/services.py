@@ -57,8 +57,8 @@ FLAG_FIELDS = ("hours_since_last_dose", "days_since_regimen_change", "not_true_t
 
 def refresh_trough_flags(ctx: IngestContext, *, drawn_from: datetime,
                          drawn_until: datetime | None = None) -> int:
-    """Derive again the flags of stored troughs that a newly logged dose or
-    regimen change can alter. Phones sync streams in any order, so a trough often
+    """Derive again the flags of stored troughs that a dose or regimen change,
+    newly logged or deleted, can alter. Phones sync streams in any order, so a trough often
     arrives before the dose taken the evening before it. A trough whose flags
     change gets a new sequence number, so the app's /changes feed shows it."""
     stmt = select(TroughResult).where(TroughResult.patient_id == ctx.patient.id,

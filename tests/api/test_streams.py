@@ -212,8 +212,9 @@ def test_trough_flags_follow_a_dose_or_regimen_synced_after_the_trough(patient: 
     first = patient.get(f"{BASE}/changes").get_json()
     got = patient.get(f"{BASE}/troughs/{t['id']}").get_json()
     assert got["hours_since_last_dose"] is None and got["not_true_trough"] is False
-    post_items(patient, "doses", [{"client_id": cid(), "taken_at": "2026-03-04T08:00:00+00:00",
-                                   "status": "taken", "dose_mg": 2.0}])
+    [dose] = post_items(patient, "doses", [{"client_id": cid(), "status": "taken",
+                                            "taken_at": "2026-03-04T08:00:00+00:00",
+                                            "dose_mg": 2.0}])
     got = patient.get(f"{BASE}/troughs/{t['id']}").get_json()
     assert got["hours_since_last_dose"] == pytest.approx(4.0)
     assert got["not_true_trough"] is True
@@ -232,3 +233,7 @@ def test_trough_flags_follow_a_dose_or_regimen_synced_after_the_trough(patient: 
                                    "status": "taken", "dose_mg": 2.0}])
     after = patient.get(f"{BASE}/changes?cursor={before}").get_json()["items"]
     assert [c["stream"] for c in after] == ["doses"]
+    # Deleting the dose logged by mistake takes its effect on the trough back.
+    assert patient.delete(f"{BASE}/doses/{dose['id']}").status_code == 204
+    got = patient.get(f"{BASE}/troughs/{t['id']}").get_json()
+    assert got["hours_since_last_dose"] is None and got["not_true_trough"] is False
