@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from backend.config import REPO_ROOT, Settings
+from backend.jobs_cli import register as register_job_commands
 
 
 def _settings() -> Settings:
@@ -37,25 +38,13 @@ def db() -> None:
     """Database schema."""
 
 
-def alembic_config(database_url: str | None = None) -> object:
-    from alembic.config import Config
-
-    cfg = Config(str(REPO_ROOT / "migrations" / "alembic.ini"))
-    cfg.set_main_option("script_location", str(REPO_ROOT / "migrations"))
-    cfg.attributes["database_url"] = database_url or _settings().database_url
-    return cfg
-
-
 @db.command("upgrade")
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
     """Bring the schema up to REVISION (default: head)."""
-    from alembic import command
+    from backend.db_admin import upgrade
 
-    url = _settings().database_url
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(url), revision)  # type: ignore[arg-type]
+    upgrade(_settings().database_url, revision)
     click.echo(f"database at {revision}")
 
 
@@ -130,12 +119,5 @@ def evaluate_cohort(readings: str, truth: str | None, markdown: str | None) -> N
     raise SystemExit(module.main(argv))
 
 
-def _register_feature_commands() -> None:
-    try:
-        from backend.jobs_cli import register
-    except ImportError:  # scheduler commands land with the alerts feature
-        return
-    register(main)
-
-
-_register_feature_commands()
+# The scheduler, evaluation, delivery and demo commands live beside the jobs they run.
+register_job_commands(main)

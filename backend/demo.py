@@ -11,7 +11,6 @@ import secrets
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -188,16 +187,11 @@ def run_demo(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Seed, replay weekly evaluations, queue the digest and deliver emails."""
-    from backend.cli import alembic_config
+    from backend.db_admin import upgrade
     from backend.evaluation import evaluate_patients
     from backend.notify.services import deliver_outbox, queue_weekly_digests
 
-    if settings.database_url.startswith("sqlite:///"):
-        Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(
-            parents=True, exist_ok=True)
-    from alembic import command
-
-    command.upgrade(alembic_config(settings.database_url), "head")  # type: ignore[arg-type]
+    upgrade(settings.database_url)
 
     engine = make_engine(settings.database_url)
     factory = make_sessionmaker(engine)

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from backend.clinical.catalog import SIDE_EFFECT_TERMS
 from backend.db import utcnow
 from backend.errors import ServiceUnavailable
+from backend.scheduler import last_heartbeat
 from backend.schemas import StrictSchema
 from backend.side_effects.schemas import SideEffectTermSchema
 from backend.web import Blueprint, db, settings
@@ -41,7 +42,7 @@ class Ready(MethodView):
         session = db()
         session.execute(text("SELECT 1"))
         checks = {"database": "ok"}
-        heartbeat = _scheduler_heartbeat(session)
+        heartbeat = last_heartbeat(session)
         if heartbeat is None:
             checks["scheduler"] = "never seen"
         elif utcnow() - heartbeat > timedelta(seconds=settings().heartbeat_stale_seconds):
@@ -50,14 +51,6 @@ class Ready(MethodView):
         else:
             checks["scheduler"] = "ok"
         return {"status": "ok", "checks": checks}
-
-
-def _scheduler_heartbeat(session: Any) -> Any:
-    try:
-        from backend.scheduler import last_heartbeat
-    except ImportError:
-        return None
-    return last_heartbeat(session)
 
 
 @blp.route("/side-effect-terms")

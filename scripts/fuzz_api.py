@@ -34,20 +34,17 @@ def main() -> int:
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
 
-    from alembic import command
     from test_fuzz_schemathesis import fuzz, seed_alert  # type: ignore[import-not-found]
 
     from backend import create_app
     from backend.auth.services import create_clinician, create_team
-    from backend.cli import alembic_config
     from backend.config import Settings
     from backend.db import session_scope
+    from backend.db_admin import upgrade
 
     tmp = tempfile.mkdtemp(prefix="lamtrack-fuzz-")
     url = args.database_url or f"sqlite:///{tmp}/fuzz.sqlite3"
-    cfg = alembic_config(url)
-    cfg.attributes["skip_logging"] = True
-    command.upgrade(cfg, "head")
+    upgrade(url, quiet=True)
     settings = Settings(database_url=url, jwt_keys={"fuzz-1": uuid.uuid4().hex * 2},
                         login_rate_limit="100000 per minute", email_backend="file",
                         email_dir=f"{tmp}/outbox", log_level="ERROR")

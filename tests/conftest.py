@@ -10,7 +10,6 @@ Under CI an unreachable PostgreSQL fails the run instead of skipping it.
 from __future__ import annotations
 
 import os
-import secrets
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,13 +20,14 @@ import jwt
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend import create_app
 from backend.config import Settings
 from backend.db import make_engine, make_sessionmaker, session_scope
+from backend.db_admin import create_database, drop_database, upgrade
 from backend.models import metadata
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -39,37 +39,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      choices=["sqlite", "postgres"], help="database the suite runs against")
 
 
-def _create_pg_database(server_url: str) -> str:
-    name = f"lamtrack_test_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        admin.dispose()
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_pg_database(server_url: str, url: str) -> None:
-    name = make_url(url).database
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
-
-
-def upgrade_to_head(url: str) -> None:
-    from alembic import command
-
-    from backend.cli import alembic_config
-
-    cfg: Any = alembic_config(url)
-    cfg.attributes["skip_logging"] = True
-    command.upgrade(cfg, "head")
-
-
 @pytest.fixture(scope="session")
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
                  ) -> Iterator[str]:
@@ -77,22 +46,22 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     if kind == "sqlite":
         path: Path = tmp_path_factory.mktemp("db") / "lamtrack.sqlite3"
         url = f"sqlite:///{path}"
-        upgrade_to_head(url)
+        upgrade(url, quiet=True)
         yield url
         return
     server = os.environ.get("LAMTRACK_TEST_POSTGRES_URL", DEFAULT_PG)
     try:
-        url = _create_pg_database(server)
+        url = create_database(server, "lamtrack_test")
     except Exception as exc:
         message = f"PostgreSQL at {make_url(server).render_as_string()} is unreachable: {exc}"
         if os.environ.get("CI"):
             pytest.exit(message, returncode=3)
         pytest.skip(message)
     try:
-        upgrade_to_head(url)
+        upgrade(url, quiet=True)
         yield url
     finally:
-        _drop_pg_database(server, url)
+        drop_database(server, url)
 
 
 @pytest.fixture(scope="session")

@@ -38,40 +38,21 @@ JWT_KEYS = "bench-1:" + "b" * 48
 
 
 def create_pg_database(prefix: str = "lamtrack_bench") -> str:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    from backend.db_admin import create_database
 
-    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        admin.dispose()
-    return make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
+    return create_database(PG_SERVER, prefix)
 
 
 def drop_pg_database(url: str) -> None:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    from backend.db_admin import drop_database
 
-    name = make_url(url).database
-    admin = create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    drop_database(PG_SERVER, url)
 
 
 def upgrade(url: str) -> None:
-    from alembic import command
+    from backend.db_admin import upgrade as upgrade_schema
 
-    from backend.cli import alembic_config
-
-    cfg: Any = alembic_config(url)
-    cfg.attributes["skip_logging"] = True
-    command.upgrade(cfg, "head")
+    upgrade_schema(url, quiet=True)
 
 
 @contextlib.contextmanager

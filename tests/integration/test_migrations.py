@@ -9,12 +9,12 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 
-from backend.cli import alembic_config
+from backend.db_admin import alembic_config
 from backend.models import metadata
 
 
 def test_upgrade_from_empty_reaches_the_single_head(engine: Engine) -> None:
-    script = ScriptDirectory.from_config(alembic_config(str(engine.url)))  # type: ignore[arg-type]
+    script = ScriptDirectory.from_config(alembic_config(str(engine.url)))
     heads = script.get_heads()
     assert len(heads) == 1, f"migrations have several heads: {heads}"
     with engine.connect() as conn:
