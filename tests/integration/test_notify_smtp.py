@@ -241,3 +241,23 @@ def test_retries_stop_after_max_attempts(
     assert row.status == "failed"
     assert row.attempts == smtp_settings.outbox_max_attempts
     assert row.failed_at is not None
+
+
+def test_hourly_cap_defers_routine_emails_but_never_urgent_ones(
+    db_sessionmaker: sessionmaker[Session], smtp_settings: Settings, sink: SmtpSink,
+) -> None:
+    patient_id, _ = seed(db_sessionmaker, clinicians=1, team_settings={"email_hourly_cap": 2})
+    for k in range(4):
+        open_alert(db_sessionmaker, smtp_settings, patient_id, urgent(f"r{k}", "review"))
+    clock = Clock(T0)
+    first = deliver_outbox(db_sessionmaker, settings=smtp_settings, now=clock)
+    assert (first["sent"], first["deferred"]) == (2, 2)
+    # Over the cap, an urgent alert still goes out at once.
+    open_alert(db_sessionmaker, smtp_settings, patient_id, urgent("u1"))
+    assert deliver_outbox(db_sessionmaker, settings=smtp_settings, now=clock)["sent"] == 1
+    assert len(sink.wait_for(3)) == 3
+    # The deferred ones go an hour later, once each.
+    clock.advance(hours=1, seconds=2)
+    assert deliver_outbox(db_sessionmaker, settings=smtp_settings, now=clock)["sent"] == 2
+    assert len(sink.wait_for(5)) == 5
+    assert {r.status for r in rows(db_sessionmaker)} == {"sent"}
