@@ -150,6 +150,15 @@ class AlertDetail(MethodView):
         return out
 
 
+def _change(alert_id: str, action: Any, **options: Any) -> dict[str, Any]:
+    """A clinician's lifecycle action on one of her teams' alerts (locked while changed)."""
+    principal = require_clinician()
+    alert = _load_alert_for(principal, alert_id, for_update=True)
+    action(db(), alert=alert, actor_id=principal.user_id, now=utcnow(), **options)
+    db().commit()
+    return _detail(alert, principal)
+
+
 @blp.route("/alerts/<alert_id>/acknowledge")
 class AlertAcknowledge(MethodView):
     @blp.arguments(AlertNoteSchema)
@@ -159,12 +168,7 @@ class AlertAcknowledge(MethodView):
     @blp.alt_response(409, description="The alert is already resolved")
     def post(self, body: dict[str, Any], alert_id: str) -> dict[str, Any]:
         """Acknowledge an alert: someone in the team is on it (stops re-notification)"""
-        principal = require_clinician()
-        alert = _load_alert_for(principal, alert_id, for_update=True)
-        services.acknowledge_alert(db(), alert=alert, actor_id=principal.user_id, now=utcnow(),
-                                   note=body.get("note"))
-        db().commit()
-        return _detail(alert, principal)
+        return _change(alert_id, services.acknowledge_alert, note=body.get("note"))
 
 
 @blp.route("/alerts/<alert_id>/snooze")
@@ -176,13 +180,8 @@ class AlertSnooze(MethodView):
     @blp.alt_response(409, description="The alert is already resolved")
     def post(self, body: dict[str, Any], alert_id: str) -> dict[str, Any]:
         """Snooze an alert until a time (`until`) or for `hours`; it reopens when the snooze ends"""
-        principal = require_clinician()
-        alert = _load_alert_for(principal, alert_id, for_update=True)
-        services.snooze_alert(db(), alert=alert, actor_id=principal.user_id, now=utcnow(),
-                              until=body.get("until"), hours=body.get("hours"),
-                              note=body.get("note"))
-        db().commit()
-        return _detail(alert, principal)
+        return _change(alert_id, services.snooze_alert, until=body.get("until"),
+                       hours=body.get("hours"), note=body.get("note"))
 
 
 @blp.route("/alerts/<alert_id>/resolve")
@@ -194,12 +193,7 @@ class AlertResolve(MethodView):
     @blp.alt_response(409, description="The alert is already resolved")
     def post(self, body: dict[str, Any], alert_id: str) -> dict[str, Any]:
         """Resolve an alert, with an optional note; the same episode is not raised again"""
-        principal = require_clinician()
-        alert = _load_alert_for(principal, alert_id, for_update=True)
-        services.resolve_alert(db(), alert=alert, actor_id=principal.user_id, now=utcnow(),
-                               note=body.get("note"))
-        db().commit()
-        return _detail(alert, principal)
+        return _change(alert_id, services.resolve_alert, note=body.get("note"))
 
 
 @blp.route("/patients/<pid>/alerts")
