@@ -37,8 +37,6 @@ class Settings:
     # --- limits
     max_body_bytes: int = 2 * 1024 * 1024
     max_batch_items: int = 500
-    max_page_size: int = 500
-    default_page_size: int = 100
     login_rate_limit: str = "10 per minute"
     # "memory://" for one process; "redis://127.0.0.1:6379/0" shared by several workers.
     rate_limit_storage_url: str = "memory://"

@@ -55,11 +55,6 @@ class Unprocessable(APIError):
     title = "Unprocessable content"
 
 
-class TooManyRequests(APIError):
-    status = 429
-    title = "Too many requests"
-
-
 class ServiceUnavailable(APIError):
     status = 503
     title = "Service unavailable"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
@@ -16,20 +15,6 @@ class StrictSchema(Schema):
     class Meta:
         unknown = RAISE
         ordered = True
-
-
-def offset_minutes(value: datetime) -> int:
-    offset = value.utcoffset()
-    assert offset is not None
-    return int(offset.total_seconds() // 60)
-
-
-def local_iso(value: datetime | None, offset_min: int | None) -> str | None:
-    """A stored UTC time shown again with the offset the phone sent."""
-    if value is None:
-        return None
-    tz = timezone(timedelta(minutes=offset_min or 0))
-    return value.astimezone(tz).isoformat()
 
 
 def aware_datetime(**kwargs: Any) -> fields.AwareDateTime:

@@ -8,8 +8,7 @@ that does not exist, so ids cannot be probed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from flask import g, request
 from sqlalchemy import select
@@ -40,15 +39,6 @@ def current_principal() -> Principal:
         principal = Principal(user_id=user.id, role=user.role)
         g.principal = principal
     return principal
-
-
-def authenticated(func: F) -> F:
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        current_principal()
-        return func(*args, **kwargs)
-
-    return cast(F, wrapper)
 
 
 def require_clinician() -> Principal:
