@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--db", default="postgres", choices=["postgres", "sqlite"])
     parser.add_argument("--items", type=int, default=500)
     parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--all", action="store_true", help="show library frames too")
     args = parser.parse_args()
     with database(args.db) as url:
         seeded = seed_accounts(url, 1)
@@ -49,7 +50,7 @@ def main() -> None:
             assert resp.status_code == 200, resp.get_json()
         profiler.stop()
         app.extensions["lamtrack.engine"].dispose()
-        print(profiler.output_text(unicode=False, color=False, show_all=False))
+        print(profiler.output_text(unicode=False, color=False, show_all=("--all" in sys.argv)))
 
 
 if __name__ == "__main__":
