@@ -18,39 +18,40 @@ from backend.streams import IngestContext, StreamSpec
 def derive_session_values(ctx: IngestContext, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     patient = ctx.patient
     zone = ZoneInfo(patient.timezone)
-    ages = [age_on(patient.date_of_birth, row["measured_at"].astimezone(zone).date()) for row in rows]
+    sex, height, born = patient.sex_at_birth, patient.height_cm, patient.date_of_birth
+    ages = [age_on(born, row["measured_at"].astimezone(zone).date()) for row in rows]
     if len(rows) > 1:
-        gli_prefetch(patient.sex_at_birth, ((age, patient.height_cm) for age in ages))
+        gli_prefetch(sex, ((age, height) for age in ages))
     for row, age in zip(rows, ages, strict=True):
-        if row["fev1_fvc"] is None and row["fvc_l"]:
-            row["fev1_fvc"] = round(row["fev1_l"] / row["fvc_l"], 3)
+        fvc_l = row["fvc_l"]
+        if row["fev1_fvc"] is None and fvc_l:
+            row["fev1_fvc"] = round(row["fev1_l"] / fvc_l, 3)
         blows = row.get("blows")
         if blows:
             grade = grade_session([
                 Blow(b["fev1_l"], b.get("fvc_l"), b["fev1_acceptable"], b["fvc_acceptable"],
                      b.get("usable", True)) for b in blows])
-            row.update(fev1_grade=grade.fev1_grade, fvc_grade=grade.fvc_grade,
-                       session_grade=grade.overall)
+            row["fev1_grade"], row["fvc_grade"] = grade.fev1_grade, grade.fvc_grade
+            row["session_grade"] = grade.overall
         else:
-            row.update(fev1_grade=None, fvc_grade=None, session_grade=None)
-        fev1 = fev1_reference(sex_at_birth=patient.sex_at_birth, age_years=age,
-                              height_cm=patient.height_cm, fev1_l=row["fev1_l"])
-        fvc = None
-        if row["fvc_l"]:
-            fvc = fvc_reference(sex_at_birth=patient.sex_at_birth, age_years=age,
-                                height_cm=patient.height_cm, fvc_l=row["fvc_l"])
-        row.update(_reference_columns("fev1", fev1))
-        row.update(_reference_columns("fvc", fvc))
+            row["fev1_grade"] = row["fvc_grade"] = row["session_grade"] = None
+        _put_reference(row, "fev1", fev1_reference(sex_at_birth=sex, age_years=age, height_cm=height,
+                                                   fev1_l=row["fev1_l"]))
+        _put_reference(row, "fvc", fvc_reference(sex_at_birth=sex, age_years=age, height_cm=height,
+                                                 fvc_l=fvc_l) if fvc_l else None)
     return rows
 
 
-def _reference_columns(prefix: str, ref: ReferenceValue | None) -> dict[str, float | None]:
-    return {
-        f"{prefix}_predicted_l": ref.predicted_l if ref else None,
-        f"{prefix}_lln_l": ref.lln_l if ref else None,
-        f"{prefix}_pct_predicted": ref.percent_predicted if ref else None,
-        f"{prefix}_z": ref.z_score if ref else None,
-    }
+_COLUMNS = {p: (f"{p}_predicted_l", f"{p}_lln_l", f"{p}_pct_predicted", f"{p}_z") for p in ("fev1", "fvc")}
+
+
+def _put_reference(row: dict[str, Any], prefix: str, ref: ReferenceValue | None) -> None:
+    predicted, lln, pct, z = _COLUMNS[prefix]
+    if ref is None:
+        row[predicted] = row[lln] = row[pct] = row[z] = None
+    else:
+        row[predicted], row[lln] = ref.predicted_l, ref.lln_l
+        row[pct], row[z] = ref.percent_predicted, ref.z_score
 
 
 SPEC = StreamSpec(
