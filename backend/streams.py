@@ -27,6 +27,7 @@ from sqlalchemy import BindParameter, ForeignKey, Index, String, UniqueConstrain
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from backend.audit import record_audit
+from backend.bulk_insert import bulk_insert
 from backend.db import new_id
 from backend.errors import NotFound, Unprocessable
 from backend.item_loader import ItemLoader
@@ -170,7 +171,7 @@ def ingest_batch(
                        created_by=principal.user_id)
         patient.change_seq = seq
         patient.data_changed_at = now
-        session.execute(model.__table__.insert(), rows)
+        bulk_insert(session, model.__table__, rows)
         if spec.after_insert is not None:
             extras = spec.after_insert(ctx, rows)
             for index, data in fresh:
