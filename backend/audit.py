@@ -37,6 +37,44 @@ class AuditEvent(Base):
     ip: Mapped[str | None] = mapped_column(String(64))
 
 
+def audit_row(
+    *,
+    actor_id: str | None,
+    actor_role: str | None,
+    action: str,
+    outcome: str = "success",
+    patient_id: str | None = None,
+    resource_type: str | None = None,
+    resource_id: str | None = None,
+    detail: str | None = None,
+    request_id: str | None = None,
+    ip: str | None = None,
+) -> AuditEvent:
+    """The audit row `record_audit` adds (not yet added to any session).
+
+    Inside a request, request id and address are filled from the request when
+    not given, so services need not pass them around.
+    """
+    if request_id is None or ip is None:
+        from flask import g, has_request_context, request
+
+        if has_request_context():
+            request_id = request_id or g.get("request_id")
+            ip = ip or request.remote_addr
+    return AuditEvent(
+        actor_id=actor_id,
+        actor_role=actor_role,
+        action=action,
+        outcome=outcome,
+        patient_id=patient_id,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        detail=detail,
+        request_id=request_id,
+        ip=ip,
+    )
+
+
 def record_audit(
     session: Session,
     *,
@@ -51,28 +89,7 @@ def record_audit(
     request_id: str | None = None,
     ip: str | None = None,
 ) -> None:
-    """Add an audit row to the caller's transaction.
-
-    Inside a request, request id and address are filled from the request when
-    not given, so services need not pass them around.
-    """
-    if request_id is None or ip is None:
-        from flask import g, has_request_context, request
-
-        if has_request_context():
-            request_id = request_id or g.get("request_id")
-            ip = ip or request.remote_addr
-    session.add(
-        AuditEvent(
-            actor_id=actor_id,
-            actor_role=actor_role,
-            action=action,
-            outcome=outcome,
-            patient_id=patient_id,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            detail=detail,
-            request_id=request_id,
-            ip=ip,
-        )
-    )
+    """Add an audit row (`audit_row`) to the caller's transaction."""
+    session.add(audit_row(actor_id=actor_id, actor_role=actor_role, action=action,
+                          outcome=outcome, patient_id=patient_id, resource_type=resource_type,
+                          resource_id=resource_id, detail=detail, request_id=request_id, ip=ip))

@@ -16,16 +16,21 @@ evaluated (`evaluation.evaluate_patients`); at most two chunks are in memory.
    whose rapid-decline verdict could hold gets the exact per-patient trend),
    then the per-patient rules via `evaluate_prepared` on the series and the
    small streams. A failure here is logged for that patient only.
-3. Write: the chunk's unresolved alerts are read once; a candidate whose
-   episode is already open is refreshed in memory (what `raise_alert` does
-   after finding it), a new one goes through `raise_alert` (idempotent, emails
-   queued); `auto_resolve_cleared` is called only for patients with an open
-   evaluation alert the evaluation no longer raises. Each patient with new or
-   resolved alerts writes inside its own SAVEPOINT, so a failure is hers alone
-   (refreshing an open episode only sets attributes). If a chunk fails as a
-   whole, `evaluate_patients` evaluates its patients one by one.
-   `evaluated_at` is set for the chunk's evaluated patients in one UPDATE
-   (the moment the chunk's data were read), except in a replay.
+3. Write: the chunk's unresolved alerts are read once; a patient whose
+   candidates are all open episodes has them refreshed in memory (what
+   `raise_alert` does after finding them). The candidates of every patient
+   with new episodes and nothing to resolve are raised together with ONE
+   `raise_alerts` call inside one SAVEPOINT: the same rows `raise_alert`
+   writes (alert, alert event, audit row, care-team emails), in a few
+   statements for the whole chunk instead of about ten per alert, idempotent
+   per episode (the INSERT skips what the unique open-episode constraint
+   refuses). If that SAVEPOINT fails, those patients are written one by one as
+   below, so a failure is still one patient's alone. A patient with an open
+   evaluation alert the evaluation no longer raises goes through
+   `raise_alert` and `auto_resolve_cleared` inside her own SAVEPOINT. If a
+   chunk fails as a whole, `evaluate_patients` evaluates its patients one by
+   one. `evaluated_at` is set for the chunk's evaluated patients in one
+   UPDATE (the moment the chunk's data were read), except in a replay.
 """
 
 from __future__ import annotations
@@ -44,7 +49,13 @@ from sqlalchemy import BigInteger, Text, cast, extract, func, or_, select, text,
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.alerts.models import Alert
-from backend.alerts.services import UNRESOLVED, _refresh, auto_resolve_cleared, raise_alert
+from backend.alerts.services import (
+    UNRESOLVED,
+    _refresh,
+    auto_resolve_cleared,
+    raise_alert,
+    raise_alerts,
+)
 from backend.clinical import gli
 from backend.clinical import model as cm
 from backend.clinical.evaluate import Segment, compute_trend, evaluate_prepared, treatment_segments
@@ -195,22 +206,57 @@ def evaluate_chunk(
         alerts = _unresolved_alerts(session, [p.id for p in patients])
         done: list[str] = []
         clear_for = timedelta(days=settings.alert_auto_resolve_after_days)
+        opening: list[int] = []  # patients with new alerts and nothing to resolve
+
+        def count(patient: Patient, opened: int, resolved: int) -> None:
+            done.append(patient.id)
+            summary["patients"] += 1
+            summary["opened"] += opened
+            summary["resolved"] += resolved
+
         for i, patient in enumerate(patients):
             evaluation = results[i]
             if evaluation is None:
                 summary["errors"] += 1
                 continue
             try:
-                opened, resolved = _apply(session, patient, evaluation, chunk.moment[i],
-                                          alerts.get(patient.id, []), settings, clear_for)
+                action = _plan(evaluation, chunk.moment[i], alerts.get(patient.id, []), settings)
+                if action == "open":
+                    opening.append(i)
+                    continue
+                opened, resolved = 0, 0
+                if action == "each":
+                    opened, resolved = _apply(session, patient, evaluation, chunk.moment[i],
+                                              alerts.get(patient.id, []), settings, clear_for)
             except Exception:  # one patient's failure must not stop the others
                 log.exception("evaluation of patient %s failed", patient.id)
                 summary["errors"] += 1
                 continue
-            done.append(patient.id)
-            summary["patients"] += 1
-            summary["opened"] += opened
-            summary["resolved"] += resolved
+            count(patient, opened, resolved)
+        if opening:
+            try:
+                with session.begin_nested():
+                    counts = _open_together(session, [(patients[i], results[i], chunk.moment[i])
+                                                      for i in opening], settings)
+            except Exception:  # e.g. one patient's bad data: her alone, as below
+                log.exception("opening the new alerts of %d patients together failed; opening "
+                              "them patient by patient", len(opening))
+                counts = None
+            for k, i in enumerate(opening):
+                patient = patients[i]
+                if counts is not None:
+                    count(patient, counts[k], 0)
+                    continue
+                evaluation = results[i]
+                assert evaluation is not None
+                try:
+                    opened, resolved = _apply(session, patient, evaluation, chunk.moment[i],
+                                              alerts.get(patient.id, []), settings, clear_for)
+                except Exception:  # one patient's failure must not stop the others
+                    log.exception("evaluation of patient %s failed", patient.id)
+                    summary["errors"] += 1
+                    continue
+                count(patient, opened, resolved)
         if done and not replay:
             session.execute(
                 update(Patient)
@@ -231,6 +277,55 @@ def _unresolved_alerts(session: Session, ids: Sequence[str]) -> dict[str, list[A
     return out
 
 
+def _must_resolve(evaluation: cm.Evaluation, moment: datetime, known: list[Alert],
+                  settings: Settings) -> bool:
+    """Whether an open evaluation alert of the patient is no longer raised."""
+    present = {(c.rule, c.episode_key) for c in evaluation.candidates}
+    rules = set(EVALUATED_RULES)
+    return settings.alert_auto_resolve and any(
+        a.status in UNRESOLVED and a.source == "evaluation" and a.rule in rules
+        and a.opened_at <= moment and (a.rule, a.episode_key) not in present
+        for a in known
+    )
+
+
+def _plan(evaluation: cm.Evaluation, moment: datetime, known: list[Alert],
+          settings: Settings) -> str:
+    """What a patient's evaluation changes: "none"; "refreshed" (only open
+    episodes, refreshed here in memory and flushed with the chunk); "open" (new
+    episodes and nothing to resolve: opened with the chunk's other new alerts
+    by `_open_together`); "each" (something to resolve: `_apply`)."""
+    if _must_resolve(evaluation, moment, known, settings):
+        return "each"
+    if not evaluation.candidates:
+        return "none"
+    open_by_key = {(a.rule, a.open_episode_key): a for a in known
+                   if a.open_episode_key is not None}
+    if not all((c.rule, c.episode_key) in open_by_key for c in evaluation.candidates):
+        return "open"
+    for candidate in evaluation.candidates:
+        _refresh(open_by_key[(candidate.rule, candidate.episode_key)], candidate, moment)
+    return "refreshed"
+
+
+def _open_together(session: Session,
+                   items: Sequence[tuple[Patient, cm.Evaluation | None, datetime]],
+                   settings: Settings) -> list[int]:
+    """Raise the candidates of several patients with one `raise_alerts` call
+    (open episodes refreshed, new ones opened); alerts opened per patient."""
+    flat: list[tuple[Patient, cm.AlertCandidate, datetime]] = []
+    owner: list[int] = []
+    for k, (patient, evaluation, moment) in enumerate(items):
+        assert evaluation is not None
+        for candidate in evaluation.candidates:
+            flat.append((patient, candidate, moment))
+            owner.append(k)
+    opened = [0] * len(items)
+    for k, alert in zip(owner, raise_alerts(session, flat, settings=settings), strict=True):
+        opened[k] += alert is not None
+    return opened
+
+
 def _apply(
     session: Session,
     patient: Patient,
@@ -240,26 +335,13 @@ def _apply(
     settings: Settings,
     clear_for: timedelta,
 ) -> tuple[int, int]:
-    """Raise/refresh the candidates and auto-resolve what cleared (as `evaluate_one`)."""
+    """Raise/refresh the candidates and auto-resolve what cleared (as
+    `evaluate_one`), inside the patient's own SAVEPOINT."""
     present = {(c.rule, c.episode_key) for c in evaluation.candidates}
-    auto = settings.alert_auto_resolve
-    rules = set(EVALUATED_RULES)
-    must_resolve = auto and any(
-        a.status in UNRESOLVED and a.source == "evaluation" and a.rule in rules
-        and a.opened_at <= moment and (a.rule, a.episode_key) not in present
-        for a in known
-    )
-    if not evaluation.candidates and not must_resolve:
-        return 0, 0
+    must_resolve = _must_resolve(evaluation, moment, known, settings)
     open_by_key = {(a.rule, a.open_episode_key): a for a in known
                    if a.open_episode_key is not None}
     opened = resolved = 0
-    if not must_resolve and all((c.rule, c.episode_key) in open_by_key
-                                for c in evaluation.candidates):
-        # only open episodes to refresh: attribute updates, flushed with the chunk
-        for candidate in evaluation.candidates:
-            _refresh(open_by_key[(candidate.rule, candidate.episode_key)], candidate, moment)
-        return 0, 0
     with session.begin_nested():
         for candidate in evaluation.candidates:
             existing = open_by_key.get((candidate.rule, candidate.episode_key))

@@ -8,20 +8,27 @@ Emails are queued in the outbox in the same transaction as the change.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, select
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from backend.alerts.models import Alert, AlertEvent
-from backend.audit import record_audit
+from backend.audit import AuditEvent, audit_row
 from backend.clinical.model import AlertCandidate
 from backend.config import Settings
+from backend.db import new_id, utcnow
 from backend.errors import Conflict, Unprocessable
-from backend.notify.services import queue_alert_emails
+from backend.notify.models import OutboxMessage
+from backend.notify.services import (
+    AlertRecipients,
+    alert_emails,
+    alert_recipients,
+    patient_reference,
+    queue_alert_emails,
+)
 from backend.patients.models import Patient
 
 log = logging.getLogger(__name__)
@@ -43,6 +50,39 @@ def _settings(settings: Settings | None) -> Settings:
     return Settings.from_env()
 
 
+def _event_rows(
+    alert: Alert,
+    *,
+    action: str,
+    at: datetime,
+    from_status: str | None,
+    actor_id: str | None = None,
+    actor_role: str = SYSTEM_ROLE,
+    note: str | None = None,
+) -> tuple[AlertEvent, AuditEvent]:
+    """The alert's history row and the audit row of one change."""
+    return (
+        AlertEvent(
+            alert_id=alert.id,
+            at=at,
+            actor_id=actor_id,
+            action=action,
+            from_status=from_status,
+            to_status=alert.status,
+            note=note,
+        ),
+        audit_row(
+            actor_id=actor_id,
+            actor_role=actor_role,
+            action=f"alert.{action}",
+            patient_id=alert.patient_id,
+            resource_type="alert",
+            resource_id=alert.id,
+            outcome="success",
+        ),
+    )
+
+
 def _event(
     session: Session,
     alert: Alert,
@@ -54,27 +94,8 @@ def _event(
     actor_role: str = SYSTEM_ROLE,
     note: str | None = None,
 ) -> None:
-    session.add(
-        AlertEvent(
-            alert_id=alert.id,
-            at=at,
-            actor_id=actor_id,
-            action=action,
-            from_status=from_status,
-            to_status=alert.status,
-            note=note,
-        )
-    )
-    record_audit(
-        session,
-        actor_id=actor_id,
-        actor_role=actor_role,
-        action=f"alert.{action}",
-        patient_id=alert.patient_id,
-        resource_type="alert",
-        resource_id=alert.id,
-        outcome="success",
-    )
+    session.add_all(_event_rows(alert, action=action, at=at, from_status=from_status,
+                                actor_id=actor_id, actor_role=actor_role, note=note))
 
 
 def _jsonable(numbers: dict[str, Any]) -> dict[str, Any]:
@@ -115,26 +136,110 @@ def raise_alert(
     raised again while it lasts; only one that cleared by itself may recur).
     The care-team emails are queued in the same transaction.
     """
+    return raise_alerts(session, [(patient, candidate, as_of)], source=source,
+                        settings=settings)[0]
+
+
+def raise_alerts(
+    session: Session,
+    items: Sequence[tuple[Patient, AlertCandidate, datetime]],
+    *,
+    source: str | None = None,
+    settings: Settings | None = None,
+) -> list[Alert | None]:
+    """`raise_alert` for each (patient, candidate, as-of time), in order, with a
+    few statements for all of them: one lookup of the patients' open episodes,
+    one of the episodes clinicians resolved, one multi-row INSERT of the new
+    alerts, then their events, audit rows and care-team emails in batched
+    inserts (flushed with the session). Returns what `raise_alert` would have
+    returned for each item.
+
+    Idempotent per episode like `raise_alert`: a candidate whose episode is
+    open refreshes that alert; the INSERT skips any row the unique open-episode
+    constraint refuses (an alert raised concurrently by another transaction),
+    and that alert is refreshed instead. Everything is written in the caller's
+    transaction; a caller that wants a failure to stay contained wraps the
+    call in a savepoint.
+    """
+    results: list[Alert | None] = []
+    if not items:
+        return results
+    patient_ids = list({patient.id for patient, _, _ in items})
+    rules = list({candidate.rule for _, candidate, _ in items})
+    open_now: dict[tuple[str, str, str], Alert] = {
+        (a.patient_id, a.rule, a.open_episode_key): a
+        for a in session.scalars(select(Alert).where(
+            Alert.patient_id.in_(patient_ids), Alert.rule.in_(rules),
+            Alert.open_episode_key.is_not(None)))
+        if a.open_episode_key is not None
+    }
+    closed_by_clinician = {
+        (pid, rule, key) for pid, rule, key in session.execute(
+            select(Alert.patient_id, Alert.rule, Alert.episode_key).where(
+                Alert.patient_id.in_(patient_ids), Alert.rule.in_(rules),
+                Alert.status == "resolved", Alert.resolved_by.is_not(None)))
+    }
+    resolved_settings: Settings | None = None
+    recipients: dict[str, AlertRecipients] = {}
+    new: list[tuple[Alert, AlertCandidate, list[OutboxMessage]]] = []
+    pending: set[Alert] = set()  # built here, not inserted yet
+    for patient, candidate, as_of in items:
+        key = (patient.id, candidate.rule, candidate.episode_key)
+        existing = open_now.get(key)
+        if existing is not None:
+            if _refresh(existing, candidate, as_of) and existing in pending:
+                # as the UPDATE of an alert already inserted would stamp it
+                existing.updated_at = utcnow()
+            results.append(None)
+            continue
+        if key in closed_by_clinician:
+            results.append(None)
+            continue
+        alert = new_alert(patient, candidate, as_of, source)
+        emails: list[OutboxMessage] = []
+        if alert.severity != "digest":
+            resolved_settings = resolved_settings or _settings(settings)
+            team = recipients.get(patient.care_team_id)
+            if team is None:
+                team = recipients[patient.care_team_id] = alert_recipients(
+                    session, patient.care_team_id)
+            emails = alert_emails(alert, settings=resolved_settings, now=as_of, recipients=team,
+                                  patient_ref=patient_reference(patient, patient.id))
+        if emails:
+            alert.notify_count = 1
+        open_now[key] = alert  # the same episode again in `items` refreshes it
+        new.append((alert, candidate, emails))
+        pending.add(alert)
+        results.append(alert)
+    if not new:
+        return results
+    inserted = _insert_new_alerts(session, [alert for alert, _, _ in new])
+    for alert, candidate, emails in new:
+        if alert.id not in inserted:
+            # raised concurrently by another transaction: already open
+            results[results.index(alert)] = None
+            found = find_unresolved(session, patient_id=alert.patient_id, rule=alert.rule,
+                                    episode_key=alert.episode_key)
+            if found is not None:
+                _refresh(found, candidate, alert.last_seen_at)
+            continue
+        make_transient_to_detached(alert)
+        session.add(alert)  # persistent, as the inserted row
+        session.add_all(_event_rows(alert, action="opened", at=alert.opened_at,
+                                    from_status=None))
+        session.add_all(emails)
+        log.info("alert %s opened: %s/%s for patient %s", alert.id, alert.rule, alert.severity,
+                 alert.patient_id)
+    return results
+
+
+def new_alert(patient: Patient, candidate: AlertCandidate, as_of: datetime,
+              source: str | None = None) -> Alert:
+    """The alert row a new episode of `candidate` opens (not yet added anywhere)."""
     if source is None:
         source = "event" if candidate.rule in EVENT_RULES else "evaluation"
-    existing = find_unresolved(
-        session, patient_id=patient.id, rule=candidate.rule, episode_key=candidate.episode_key
-    )
-    if existing is not None:
-        _refresh(existing, candidate, as_of)
-        return None
-    closed_by_clinician = session.scalar(
-        select(Alert.id).where(
-            Alert.patient_id == patient.id,
-            Alert.rule == candidate.rule,
-            Alert.episode_key == candidate.episode_key,
-            Alert.status == "resolved",
-            Alert.resolved_by.is_not(None),
-        ).limit(1)
-    )
-    if closed_by_clinician is not None:
-        return None
-    alert = Alert(
+    return Alert(
+        id=new_id(),
         patient_id=patient.id,
         care_team_id=patient.care_team_id,
         rule=candidate.rule,
@@ -148,45 +253,58 @@ def raise_alert(
         numbers=_jsonable(dict(candidate.numbers)),
         explanation=candidate.explanation,
         patient_message=candidate.patient_message,
+        acknowledged_by=None,
+        acknowledged_at=None,
+        snoozed_until=None,
+        resolved_by=None,
+        resolved_at=None,
+        resolution_note=None,
+        last_notified_at=None,
         notify_count=0,
         created_at=as_of,
         updated_at=as_of,
     )
-    try:
-        with session.begin_nested():
-            session.add(alert)
-            session.flush()
-    except IntegrityError:
-        # Raised concurrently by another request or scheduler: already open.
-        found = find_unresolved(
-            session, patient_id=patient.id, rule=candidate.rule, episode_key=candidate.episode_key
-        )
-        if found is not None:
-            _refresh(found, candidate, as_of)
-        return None
-    _event(session, alert, action="opened", at=as_of, from_status=None)
-    resolved_settings = _settings(settings)
-    queued = queue_alert_emails(session, alert=alert, settings=resolved_settings, now=as_of)
-    if queued:
-        alert.notify_count = 1
-    log.info("alert %s opened: %s/%s for patient %s", alert.id, alert.rule, alert.severity,
-             alert.patient_id)
-    return alert
+
+
+def _insert_new_alerts(session: Session, alerts: Sequence[Alert]) -> set[str]:
+    """INSERT the alerts, skipping those the unique open-episode constraint
+    refuses; the ids of the rows inserted."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = session.get_bind().dialect.name
+    if dialect not in ("postgresql", "sqlite"):  # pragma: no cover - SQLite and PostgreSQL only
+        raise NotImplementedError(dialect)
+    table = cast(Table, Alert.__table__)
+    if dialect == "postgresql":
+        stmt: Any = postgresql.insert(table).on_conflict_do_nothing()
+    else:
+        stmt = sqlite.insert(table).on_conflict_do_nothing()
+    columns = [c.key for c in table.columns]
+    # executemany (one statement prepared once) is much cheaper here than a
+    # multi-row INSERT ... RETURNING; the new ids are client-made, so the rows
+    # inserted are the ids this transaction now sees
+    session.execute(stmt, [{c: getattr(a, c) for c in columns} for a in alerts])
+    ids = [a.id for a in alerts]
+    return set(session.scalars(select(Alert.id).where(Alert.id.in_(ids))))
 
 
 _SEVERITY_RANK = {"digest": 0, "review": 1, "urgent": 2}
 
 
-def _refresh(alert: Alert, candidate: AlertCandidate, as_of: datetime) -> None:
-    """The condition still holds: keep the numbers current."""
+def _refresh(alert: Alert, candidate: AlertCandidate, as_of: datetime) -> bool:
+    """The condition still holds: keep the numbers current. Whether anything changed."""
+    changed = False
     if as_of > alert.last_seen_at:
         alert.last_seen_at = as_of
         alert.numbers = _jsonable(dict(candidate.numbers))
         alert.explanation = candidate.explanation
         if candidate.patient_message is not None:
             alert.patient_message = candidate.patient_message
+        changed = True
     if _SEVERITY_RANK.get(candidate.severity, 0) > _SEVERITY_RANK.get(alert.severity, 0):
         alert.severity = candidate.severity
+        changed = True
+    return changed
 
 
 # Rules whose condition ends with a discrete event (a trough drawn, a due date

@@ -154,6 +154,53 @@ def team_clinicians(session: Session, team_id: str) -> list[User]:
 # ------------------------------------------------------------------ queueing
 
 
+def outbox_row(
+    *,
+    message_id: str,
+    kind: str,
+    recipient: str,
+    subject: str,
+    body_text: str,
+    body_html: str | None,
+    now: datetime,
+    urgent: bool = False,
+    alert_id: str | None = None,
+    care_team_id: str | None = None,
+    recipient_user_id: str | None = None,
+) -> OutboxMessage:
+    """One pending outbox row (not yet added to any session)."""
+    return OutboxMessage(
+        message_id=message_id,
+        kind=kind,
+        urgent=urgent,
+        alert_id=alert_id,
+        care_team_id=care_team_id,
+        recipient_user_id=recipient_user_id,
+        recipient=recipient,
+        subject=subject[:300],
+        body_text=body_text,
+        body_html=body_html,
+        status="pending",
+        next_attempt_at=now,
+        created_at=now,
+    )
+
+
+def _queue_row(session: Session, row: OutboxMessage) -> bool:
+    """Add `row` in the caller's transaction; False if its Message-ID is already queued."""
+    exists = session.scalar(
+        select(OutboxMessage.id).where(OutboxMessage.message_id == row.message_id)
+    )
+    if exists is not None:
+        return False
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return False  # queued concurrently by someone else: same Message-ID
+    return True
+
+
 def queue_email(
     session: Session,
     *,
@@ -170,32 +217,10 @@ def queue_email(
     recipient_user_id: str | None = None,
 ) -> bool:
     """Add one outbox row in the caller's transaction; False if already queued."""
-    exists = session.scalar(
-        select(OutboxMessage.id).where(OutboxMessage.message_id == message_id)
-    )
-    if exists is not None:
-        return False
-    row = OutboxMessage(
-        message_id=message_id,
-        kind=kind,
-        urgent=urgent,
-        alert_id=alert_id,
-        care_team_id=care_team_id,
-        recipient_user_id=recipient_user_id,
-        recipient=recipient,
-        subject=subject[:300],
-        body_text=body_text,
-        body_html=body_html,
-        status="pending",
-        next_attempt_at=now,
-        created_at=now,
-    )
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        return False  # queued concurrently by someone else: same Message-ID
-    return True
+    return _queue_row(session, outbox_row(
+        message_id=message_id, kind=kind, recipient=recipient, subject=subject,
+        body_text=body_text, body_html=body_html, now=now, urgent=urgent, alert_id=alert_id,
+        care_team_id=care_team_id, recipient_user_id=recipient_user_id))
 
 
 def _alert_link(settings: Settings, alert_id: str) -> str:
@@ -208,30 +233,45 @@ def _format_number(value: Any) -> str:
     return str(value)
 
 
-def queue_alert_emails(
-    session: Session,
-    *,
+@dataclass(frozen=True)
+class AlertRecipients:
+    """What queueing an alert's emails needs to know about its care team."""
+
+    options: TeamEmailOptions
+    clinicians: tuple[tuple[str, str], ...]  # (user id, email) of its active clinicians
+
+
+def alert_recipients(session: Session, team_id: str) -> AlertRecipients:
+    team = session.get(CareTeam, team_id)
+    return AlertRecipients(team_email_options(team),
+                           tuple((u.id, u.email) for u in team_clinicians(session, team_id)))
+
+
+def patient_reference(patient: Patient | None, patient_id: str) -> str:
+    """How a detailed alert email names the patient: her external reference, else her id."""
+    return patient.external_ref if patient and patient.external_ref else patient_id
+
+
+def alert_emails(
     alert: Alert,
+    *,
     settings: Settings,
     now: datetime,
+    recipients: AlertRecipients,
+    patient_ref: str | None,
     round_no: int = 0,
-) -> int:
-    """Queue one email per clinician of the alert's team; returns how many.
-
-    Digest-severity alerts are not emailed (they go into the weekly digest).
-    """
-    if alert.severity == "digest":
-        return 0
-    team = session.get(CareTeam, alert.care_team_id)
-    options = team_email_options(team)
+) -> list[OutboxMessage]:
+    """The outbox rows for an alert: one per clinician of its team (one per
+    Message-ID), none for a digest-severity alert (it goes into the weekly
+    digest). `patient_ref` is used only if the team asked for details."""
+    if alert.severity == "digest" or not recipients.clinicians:
+        return []
     urgent = alert.severity == "urgent"
     details: dict[str, Any] | None = None
-    if options.include_details:
-        patient = session.get(Patient, alert.patient_id)
+    if recipients.options.include_details:
         details = {
             "rule_label": RULE_LABELS.get(alert.rule, alert.rule),
-            "patient_ref": (patient.external_ref if patient and patient.external_ref
-                            else alert.patient_id),
+            "patient_ref": patient_ref or alert.patient_id,
             "explanation": alert.explanation,
             "numbers": [(k, _format_number(v)) for k, v in sorted((alert.numbers or {}).items())],
         }
@@ -249,14 +289,16 @@ def queue_alert_emails(
     prefix = "URGENT alert" if urgent else "Alert"
     again = " (reminder)" if round_no else ""
     subject = f"[LAMtrack] {prefix} needs review{again}: ref {reference}"
-    queued = 0
-    for user in team_clinicians(session, alert.care_team_id):
-        queued += queue_email(
-            session,
-            message_id=alert_message_id(alert.id, user.email, round_no),
+    rows: dict[str, OutboxMessage] = {}
+    for user_id, address in recipients.clinicians:
+        message_id = alert_message_id(alert.id, address, round_no)
+        if message_id in rows:
+            continue
+        rows[message_id] = outbox_row(
+            message_id=message_id,
             kind="renotify" if round_no else "alert",
-            recipient=user.email,
-            recipient_user_id=user.id,
+            recipient=address,
+            recipient_user_id=user_id,
             subject=subject,
             body_text=body_text,
             body_html=body_html,
@@ -265,7 +307,30 @@ def queue_alert_emails(
             alert_id=alert.id,
             care_team_id=alert.care_team_id,
         )
-    return queued
+    return list(rows.values())
+
+
+def queue_alert_emails(
+    session: Session,
+    *,
+    alert: Alert,
+    settings: Settings,
+    now: datetime,
+    round_no: int = 0,
+) -> int:
+    """Queue one email per clinician of the alert's team; returns how many.
+
+    Digest-severity alerts are not emailed (they go into the weekly digest).
+    """
+    if alert.severity == "digest":
+        return 0
+    recipients = alert_recipients(session, alert.care_team_id)
+    patient_ref = None
+    if recipients.options.include_details:
+        patient_ref = patient_reference(session.get(Patient, alert.patient_id), alert.patient_id)
+    rows = alert_emails(alert, settings=settings, now=now, recipients=recipients,
+                        patient_ref=patient_ref, round_no=round_no)
+    return sum(_queue_row(session, row) for row in rows)
 
 
 # ------------------------------------------------------------------ delivery

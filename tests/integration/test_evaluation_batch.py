@@ -11,13 +11,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.alerts.models import Alert, AlertEvent
+from backend.audit import AuditEvent
 from backend.clinical.simulation import CohortConfig, simulate_patient
 from backend.config import Settings
-from backend.demo import ensure_team
+from backend.demo import ensure_clinician, ensure_team
 from backend.evaluation import evaluate_patients, evaluate_patients_each
 from backend.events.models import LamEvent
 from backend.medication.models import RegimenEvent, SirolimusDose
@@ -45,7 +46,10 @@ def load_cohort(factory: sessionmaker[Session], n: int = N_PATIENTS, seed: int =
     now = datetime(2026, 2, 1, tzinfo=UTC)
     ids: list[str] = []
     with factory.begin() as session:
-        team = ensure_team(session, name="Batch team")
+        team = ensure_team(session, name="Batch team", settings={"email_include_details": True})
+        for k in (1, 2):
+            ensure_clinician(session, team_id=team.id, email=f"doc{k}@clinic.example",
+                             password="correct horse battery staple")
         rows: dict[Any, list[dict[str, Any]]] = {m: [] for m in (
             SpirometrySession, SirolimusDose, RegimenEvent, TroughResult, SideEffectReport,
             LamEvent)}
@@ -130,6 +134,7 @@ def _wipe_alerts(factory: sessionmaker[Session]) -> None:
     with factory.begin() as session:
         session.execute(delete(OutboxMessage))
         session.execute(delete(AlertEvent))
+        session.execute(delete(AuditEvent).where(AuditEvent.resource_type == "alert"))
         session.execute(delete(Alert))
         session.execute(update(Patient).values(evaluated_at=None))
 
@@ -147,7 +152,22 @@ def _snapshot(factory: sessionmaker[Session]) -> list[tuple[Any, ...]]:
         events = sorted(session.execute(
             select(Alert.patient_id, Alert.rule, AlertEvent.action, AlertEvent.at)
             .join(AlertEvent, AlertEvent.alert_id == Alert.id)).all())
-    return snap + [tuple(str(x) for x in e) for e in events]
+        # audit rows and emails, with the random alert id replaced by the episode
+        name = {a.id: f"{a.patient_id}/{a.rule}/{a.episode_key}/{a.opened_at.isoformat()}"
+                for a in alerts}
+        audit = sorted((name[r.resource_id or ""], r.action, r.actor_role or "")
+                       for r in session.scalars(select(AuditEvent).where(
+                           AuditEvent.resource_type == "alert")))
+
+        def scrub(text: str | None, alert_id: str) -> str:
+            return (text or "").replace(alert_id, "<id>").replace(alert_id[:8].upper(), "<ref>")
+
+        emails = sorted((name[m.alert_id or ""], m.recipient, m.kind, str(m.urgent),
+                         scrub(m.subject, m.alert_id or ""), scrub(m.body_text, m.alert_id or ""),
+                         scrub(m.body_html, m.alert_id or ""), m.created_at.isoformat(),
+                         m.next_attempt_at.isoformat())
+                        for m in session.scalars(select(OutboxMessage)))
+    return snap + [tuple(str(x) for x in e) for e in events] + audit + emails
 
 
 # (as_of, replay, full): a first full pass, a replay of a past calendar date
@@ -180,6 +200,7 @@ def test_batched_pass_opens_the_same_alerts_as_the_per_patient_pass(
     reference = _run(evaluate_patients_each, db_sessionmaker, settings)
     expected = _snapshot(db_sessionmaker)
     assert sum(r["opened"] for r in reference) > 10  # the cohort does raise alerts
+    assert sum(len(row) == 9 for row in expected) > 10  # and emails them
     assert len({row[1] for row in expected if len(row) > 5}) >= 3  # of several rules
     _wipe_alerts(db_sessionmaker)
     batched = _run(evaluate_patients, db_sessionmaker, settings, chunk_size=chunk_size)
@@ -245,3 +266,39 @@ def test_a_chunk_that_cannot_be_read_is_evaluated_one_patient_at_a_time(
     assert summary == reference
     assert _snapshot(db_sessionmaker) == expected
     assert sorted(ids) == sorted(i for chunk in calls for i in chunk)
+
+
+def test_a_patient_whose_new_alerts_cannot_be_written_fails_alone(
+    db_sessionmaker: sessionmaker[Session], settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The chunk's new alerts are written together (`raise_alerts` in one
+    SAVEPOINT); if that fails, its patients are written one by one, each in her
+    own SAVEPOINT, so only the patient at fault is left out."""
+    load_cohort(db_sessionmaker, n=12)
+    as_of = datetime(2025, 12, 1, 23, 0, tzinfo=UTC)
+    reference = evaluate_patients_each(db_sessionmaker, settings=settings, as_of=as_of, full=True)
+    expected = _snapshot(db_sessionmaker)
+    with db_sessionmaker() as session:
+        counts = dict(session.execute(select(Alert.patient_id, func.count())
+                                      .group_by(Alert.patient_id)).all())
+    bad = max(counts, key=lambda pid: (counts[pid], pid))  # a patient with new alerts
+    _wipe_alerts(db_sessionmaker)
+    import backend.alerts.services as services
+
+    real = services.alert_emails
+
+    def failing(alert: Alert, **kw: Any) -> Any:
+        if alert.patient_id == bad:
+            raise RuntimeError("cannot render")
+        return real(alert, **kw)
+
+    monkeypatch.setattr(services, "alert_emails", failing)
+    summary = evaluate_patients(db_sessionmaker, settings=settings, as_of=as_of, full=True)
+    assert summary["errors"] == 1 and summary["patients"] == reference["patients"] - 1
+    assert summary["opened"] == reference["opened"] - counts[bad]
+    assert _snapshot(db_sessionmaker) == [row for row in expected if bad not in str(row[0])]
+    with db_sessionmaker() as session:
+        evaluated = set(session.scalars(select(Patient.id).where(
+            Patient.evaluated_at.is_not(None))))
+        assert bad not in evaluated and len(evaluated) == reference["patients"] - 1
