@@ -28,6 +28,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 DIRECT_MIN_ROWS = 16
+_UNSET = object()
 
 _Processors = list[tuple[str, Callable[[Any], Any] | None]]
 _PROCESSORS: dict[tuple[str, str, tuple[str, ...]], _Processors] = {}
@@ -66,10 +67,24 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     session.flush()  # pending ORM changes reach the server first, as with session.execute
     processors = _processors(table, columns, dialect)
 
+    # A value that is the very object of the row before (the batch's `created_at`,
+    # a None in a JSON column) is processed once.
+    last: list[tuple[Any, Any]] = [(_UNSET, None)] * len(processors)
+
     def values(row: dict[str, Any]) -> list[Any]:
         if len(row) != len(columns):
             raise ValueError("bulk_insert: every row must have the same keys")
-        return [row[name] if process is None else process(row[name]) for name, process in processors]
+        out = []
+        for i, (name, process) in enumerate(processors):
+            value = row[name]
+            if process is not None:
+                before, processed = last[i]
+                if value is not before:
+                    processed = process(value)
+                    last[i] = (value, processed)
+                value = processed
+            out.append(value)
+        return out
 
     preparer = dialect.identifier_preparer
     target = f"{preparer.format_table(table)} ({', '.join(preparer.quote(n) for n in columns)})"

@@ -21,6 +21,8 @@ _EQUATION.set_silence(True)
 MIN_AGE = 3.0
 MAX_AGE = 95.0
 LLN_Z = -1.645  # 5th percentile
+FEV1 = BOWERMAN_2022.Parameters.FEV1
+FVC = BOWERMAN_2022.Parameters.FVC
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,20 +83,35 @@ def prefetch(sex_at_birth: str, points: Iterable[tuple[float, float]]) -> None:
 def _reference(
     parameter: int, *, sex_at_birth: str, age_years: float, height_cm: float, measured_l: float
 ) -> ReferenceValue | None:
-    if not (MIN_AGE <= age_years <= MAX_AGE) or measured_l <= 0 or height_cm <= 0:
-        return None
+    return references(parameter, sex_at_birth=sex_at_birth, height_cm=height_cm,
+                      points=[(age_years, measured_l)])[0]
+
+
+def references(
+    parameter: int, *, sex_at_birth: str, height_cm: float,
+    points: Iterable[tuple[float, float | None]],
+) -> list[ReferenceValue | None]:
+    """Predicted, LLN, % predicted and z for many (age, measured value) points
+    of one person in one call; None where the value is missing or the point is
+    out of range. Age to 1/100 year (3.65 days) keeps the LMS cache effective
+    without moving predicted values by more than a few mL."""
     sex = 0 if sex_at_birth == "female" else 1
-    # Age to 1/100 year (3.65 days) keeps the cache effective without moving
-    # predicted values by more than a few mL.
-    lam, mu, sigma = _lms(sex, round(age_years, 2), round(height_cm, 1), parameter)
-    z = ((measured_l / mu) ** lam - 1.0) / (lam * sigma)
-    lln = mu * (1.0 + lam * sigma * LLN_Z) ** (1.0 / lam)
-    return ReferenceValue(
-        predicted_l=round(mu, 3),
-        lln_l=round(lln, 3),
-        percent_predicted=round(100.0 * measured_l / mu, 2),
-        z_score=round(z, 3),
-    )
+    height_key = round(height_cm, 1)
+    cache_get = _LMS_CACHE.get
+    out: list[ReferenceValue | None] = []
+    for age_years, measured_l in points:
+        if (measured_l is None or not (MIN_AGE <= age_years <= MAX_AGE) or measured_l <= 0
+                or height_cm <= 0):
+            out.append(None)
+            continue
+        age_key = round(age_years, 2)
+        lms = cache_get((sex, age_key, height_key, parameter))
+        lam, mu, sigma = lms if lms is not None else _lms(sex, age_key, height_key, parameter)
+        z = ((measured_l / mu) ** lam - 1.0) / (lam * sigma)
+        lln = mu * (1.0 + lam * sigma * LLN_Z) ** (1.0 / lam)
+        out.append(ReferenceValue(round(mu, 3), round(lln, 3), round(100.0 * measured_l / mu, 2),
+                                  round(z, 3)))
+    return out
 
 
 def fev1_reference(

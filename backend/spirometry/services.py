@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from backend.clinical.gli import ReferenceValue, age_on, fev1_reference, fvc_reference
+from backend.clinical.gli import FEV1, FVC, ReferenceValue, age_on
 from backend.clinical.gli import prefetch as gli_prefetch
+from backend.clinical.gli import references as gli_references
 from backend.clinical.grading import Blow, grade_session
 from backend.spirometry.models import SpirometrySession
 from backend.spirometry.schemas import SpirometryItemSchema, SpirometryOutSchema
@@ -22,7 +23,12 @@ def derive_session_values(ctx: IngestContext, rows: list[dict[str, Any]]) -> lis
     ages = [age_on(born, row["measured_at"].astimezone(zone).date()) for row in rows]
     if len(rows) > 1:
         gli_prefetch(sex, ((age, height) for age in ages))
-    for row, age in zip(rows, ages, strict=True):
+    pairs = list(zip(ages, rows, strict=True))
+    fev1_refs = gli_references(FEV1, sex_at_birth=sex, height_cm=height,
+                               points=[(age, row["fev1_l"]) for age, row in pairs])
+    fvc_refs = gli_references(FVC, sex_at_birth=sex, height_cm=height,
+                              points=[(age, row["fvc_l"] or None) for age, row in pairs])
+    for row, fev1, fvc in zip(rows, fev1_refs, fvc_refs, strict=True):
         fvc_l = row["fvc_l"]
         if row["fev1_fvc"] is None and fvc_l:
             row["fev1_fvc"] = round(row["fev1_l"] / fvc_l, 3)
@@ -35,10 +41,8 @@ def derive_session_values(ctx: IngestContext, rows: list[dict[str, Any]]) -> lis
             row["session_grade"] = grade.overall
         else:
             row["fev1_grade"] = row["fvc_grade"] = row["session_grade"] = None
-        _put_reference(row, "fev1", fev1_reference(sex_at_birth=sex, age_years=age, height_cm=height,
-                                                   fev1_l=row["fev1_l"]))
-        _put_reference(row, "fvc", fvc_reference(sex_at_birth=sex, age_years=age, height_cm=height,
-                                                 fvc_l=fvc_l) if fvc_l else None)
+        _put_reference(row, "fev1", fev1)
+        _put_reference(row, "fvc", fvc)
     return rows
 
 
