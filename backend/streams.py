@@ -20,11 +20,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from marshmallow import Schema, ValidationError
-from sqlalchemy import BindParameter, ForeignKey, Index, String, UniqueConstraint, bindparam, select
+from sqlalchemy import (
+    BindParameter,
+    ForeignKey,
+    Index,
+    String,
+    Table,
+    UniqueConstraint,
+    bindparam,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
+from sqlalchemy.orm.attributes import set_committed_value
 
 from backend.audit import record_audit
 from backend.bulk_insert import bulk_insert
@@ -169,8 +180,7 @@ def ingest_batch(
             seq += 1
             row.update(patient_id=patient.id, seq=seq, created_at=now,
                        created_by=principal.user_id)
-        patient.change_seq = seq
-        patient.data_changed_at = now
+        _advance_patient(session, patient, seq=seq, now=now)
         bulk_insert(session, model.__table__, rows)
         if spec.after_insert is not None:
             extras = spec.after_insert(ctx, rows)
@@ -183,6 +193,17 @@ def ingest_batch(
                  outcome="success" if counts["invalid"] == 0 else "partial",
                  detail=" ".join(f"{k}={v}" for k, v in counts.items()))
     return results
+
+
+def _advance_patient(session: Session, patient: Patient, *, seq: int, now: datetime) -> None:
+    """Record the patient's new change sequence and data time: one UPDATE sent
+    now, with the loaded row kept in step, instead of a unit-of-work flush (the
+    patient is locked by this transaction, so nobody else changes these columns)."""
+    values = {"change_seq": seq, "data_changed_at": now, "updated_at": now}
+    table = cast(Table, Patient.__table__)
+    session.execute(update(table).where(table.c.id == patient.id).values(**values))
+    for name, value in values.items():
+        set_committed_value(patient, name, value)
 
 
 # ---------------------------------------------------------------- reads
