@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import BigInteger, Text, cast, extract, func, or_, select, text, update
+from sqlalchemy import Text, cast, func, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.alerts.models import Alert
@@ -366,21 +366,24 @@ def _read_streams(session: Session, chunk: _Chunk) -> dict[str, Any]:
     ids = [p.id for p in chunk.patients]
     upto = chunk.upto
     assert upto is not None
-    S = SpirometrySession
-    pg = session.get_bind().dialect.name == "postgresql"
-    # PostgreSQL gives the instant as integer microseconds (exact: timestamptz
-    # has microsecond resolution), which spares a datetime object per row
-    t_col = (cast(extract("epoch", S.measured_at) * 1_000_000, BigInteger) if pg
-             else S.measured_at)
-    # the session's FEV1 grade, else its overall grade (`fev1_grade or session_grade`)
-    grade = func.coalesce(func.nullif(S.fev1_grade, ""), S.session_grade)
-    home_rows = _stream(session, (t_col, S.fev1_l, grade, cast(S.device, Text)),
-                        S, S.measured_at, ids, upto, chunk.earliest("readings"),
-                        S.setting == "home")
-    other_rows = _stream(session, (S.id, S.measured_at, S.fev1_l, S.fvc_l, S.fev1_grade,
-                                   S.session_grade, S.setting, S.device),
-                         S, S.measured_at, ids, upto, chunk.earliest("readings"),
-                         S.setting != "home")
+    if session.get_bind().dialect.name == "postgresql":
+        home, other_rows = _spirometry_pg(session, chunk, ids, upto)
+    else:
+        S = SpirometrySession
+        # the session's FEV1 grade, else its overall grade (`fev1_grade or session_grade`)
+        grade = func.coalesce(func.nullif(S.fev1_grade, ""), S.session_grade)
+        rows = _stream(session, (S.measured_at, S.fev1_l, grade, cast(S.device, Text)),
+                       S, S.measured_at, ids, upto, chunk.earliest("readings"),
+                       S.setting == "home")
+        home = HomeRows.of(chunk, [r[0] for r in rows],
+                           np.array([(r[1] - EPOCH) // ONE_US for r in rows], np.int64),
+                           np.array([r[2] for r in rows], np.float64),
+                           [r[3] for r in rows], [r[4] for r in rows])
+        del rows
+        other_rows = _stream(session, (S.id, S.measured_at, S.fev1_l, S.fvc_l, S.fev1_grade,
+                                       S.session_grade, S.setting, S.device),
+                             S, S.measured_at, ids, upto, chunk.earliest("readings"),
+                             S.setting != "home")
     D = SirolimusDose
     doses = _group(_stream(session, (D.id, D.taken_at, D.status, D.dose_mg), D, D.taken_at, ids,
                            upto, chunk.earliest("doses")), chunk, "doses", 2)
@@ -399,8 +402,85 @@ def _read_streams(session: Session, chunk: _Chunk) -> dict[str, Any]:
     events = _group(_stream(session, (L.id, L.occurred_at, L.kind), L, L.occurred_at, ids, upto,
                             chunk.earliest("events")), chunk, "events", 2)
     others = _group(other_rows, chunk, "readings", 2)
-    return {"home": home_rows, "pg": pg, "others": others, "doses": doses,
+    return {"home": home, "others": others, "doses": doses,
             "regimens": regimens, "troughs": troughs, "side": side, "events": events}
+
+
+@dataclass
+class HomeRows:
+    """A chunk's home sessions as flat arrays sorted by (patient code, time);
+    grades and device ids as codes (`grades[grade_code]`; equal device ids,
+    equal `dev_code`)."""
+
+    pcode: Any
+    t_us: Any
+    fev1: Any
+    grade_code: Any
+    grades: list[str | None]
+    dev_code: Any
+
+    @staticmethod
+    def of(chunk: _Chunk, pids: Sequence[str], t_us: Any, fev1: Any,
+           grades: Sequence[str | None], devices: Sequence[str | None]) -> HomeRows:
+        """From parallel columns in any order (rows of one patient at the same
+        instant keep their order); `devices` is the device JSON as text."""
+        m = len(pids)
+        pcode = np.fromiter(map(chunk.code.__getitem__, pids), np.int64, m)
+        grade_list: list[str | None] = list(set(grades))
+        grade_index = {g: j for j, g in enumerate(grade_list)}
+        grade_code = np.fromiter(map(grade_index.__getitem__, grades), np.int64, m)
+        device_ids: dict[str | None, int] = {}
+        device_of_text = {
+            text_: device_ids.setdefault(
+                _device_id(json.loads(text_)) if text_ is not None else None, len(device_ids))
+            for text_ in set(devices)
+        }
+        dev_code = np.fromiter(map(device_of_text.__getitem__, devices), np.int64, m)
+        order = np.lexsort((t_us, pcode))
+        return HomeRows(pcode[order], t_us[order], fev1[order], grade_code[order], grade_list,
+                        dev_code[order])
+
+
+# All spirometry sessions of a chunk in one pass over the (patient_id, measured_at)
+# index, unsorted (sorted in numpy), with the columns of clinic sessions only
+# where the engine needs them.
+_PG_SPIROMETRY = """
+SELECT patient_id,
+       CAST(EXTRACT(epoch FROM measured_at) * 1000000 AS BIGINT),
+       fev1_l,
+       COALESCE(NULLIF(fev1_grade, ''), session_grade),
+       CAST(device AS TEXT),
+       setting,
+       CASE WHEN setting <> 'home' THEN id END,
+       CASE WHEN setting <> 'home' THEN fvc_l END
+FROM spirometry_sessions
+WHERE patient_id = ANY(%s) AND deleted_at IS NULL AND measured_at <= %s AND measured_at >= %s
+"""
+
+
+def _spirometry_pg(session: Session, chunk: _Chunk, ids: list[str], upto: datetime) -> (
+        tuple[HomeRows, Sequence[Any]]):
+    """The chunk's home sessions (as `HomeRows`) and other sessions (rows as the
+    SQLite query gives them) from one query, fetched in binary on the driver's
+    own cursor: no row objects, no text parsing. The instant comes as integer
+    microseconds (exact: timestamptz has microsecond resolution); the grade is
+    `fev1_grade or session_grade`, which is what the engine reads."""
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    with driver.cursor(binary=True) as cur:
+        cur.execute(_PG_SPIROMETRY, (ids, upto, chunk.earliest("readings")))
+        rows = cur.fetchall()
+    home = [r for r in rows if r[5] == "home"]
+    others = sorted(((r[0], r[6], EPOCH + timedelta(microseconds=r[1]), r[2], r[7], r[3], r[3],
+                      r[5], None if r[4] is None else json.loads(r[4]))
+                     for r in rows if r[5] != "home" and r[5] is not None),
+                    key=lambda r: (chunk.code[r[0]], r[2]))
+    del rows
+    m = len(home)
+    return HomeRows.of(chunk, [r[0] for r in home],
+                       np.fromiter((r[1] for r in home), np.int64, m),
+                       np.fromiter((r[2] for r in home), np.float64, m),
+                       [r[3] for r in home], [r[4] for r in home]), others
 
 
 def _evaluate_in_memory(chunk: _Chunk, streams: dict[str, Any], cache: ChunkCache) -> (
@@ -408,35 +488,16 @@ def _evaluate_in_memory(chunk: _Chunk, streams: dict[str, Any], cache: ChunkCach
     """Run the engine over a chunk's rows; None for a patient that failed."""
     patients = chunk.patients
     n = len(patients)
-    home_rows = streams.pop("home")
-    pg = streams["pg"]
+    home: HomeRows = streams.pop("home")
     others, doses, regimens = streams["others"], streams["doses"], streams["regimens"]
     troughs, side, events = streams["troughs"], streams["side"], streams["events"]
 
     # home sessions -> flat arrays, each row inside its patient's window
     since_us = np.array([(s - EPOCH) // ONE_US for s in chunk.since["readings"]], np.int64)
     upto_us = np.array([(m - EPOCH) // ONE_US for m in chunk.moment], np.int64)
-    m = len(home_rows)
-    cols: list[Any] = [[row[j] for row in home_rows] for j in range(5)]
-    del home_rows
-    pids = np.array(cols[0], dtype=object)
-    run_start = np.flatnonzero(np.r_[True, pids[1:] != pids[:-1]]) if m else \
-        np.zeros(0, np.int64)
-    run_code = np.array([chunk.code[pids[i]] for i in run_start], np.int64)
-    pcode = np.repeat(run_code, np.diff(np.r_[run_start, m])).astype(np.int64)
-    t_us = (np.array(cols[1], np.int64) if pg
-            else np.array([(x - EPOCH) // ONE_US for x in cols[1]], np.int64))
-    fev1 = np.array(cols[2], np.float64)
-    grade_list: list[str | None] = list(set(cols[3]))
-    grade_index = {g: j for j, g in enumerate(grade_list)}
-    grade_code = np.array(list(map(grade_index.__getitem__, cols[3])), np.int64)
-    device_ids: dict[str | None, int] = {}
-    device_of_text = {
-        text_: device_ids.setdefault(
-            _device_id(json.loads(text_)) if text_ is not None else None, len(device_ids))
-        for text_ in set(cols[4])
-    }
-    dev_code = np.array(list(map(device_of_text.__getitem__, cols[4])), np.int64)
+    m = home.pcode.size
+    pcode, t_us, fev1 = home.pcode, home.t_us, home.fev1
+    grade_list, grade_code, dev_code = home.grades, home.grade_code, home.dev_code
     inside = (t_us >= since_us[pcode]) & (t_us <= upto_us[pcode])
     # trusted grade per distinct thresholds object (usually one per chunk) and
     # distinct grade
