@@ -38,6 +38,9 @@ class AuditEvent(Base):
     ip: Mapped[str | None] = mapped_column(String(64))
 
 
+_INSERT = insert(cast(Table, AuditEvent.__table__))
+
+
 def _values(
     *,
     actor_id: str | None,
@@ -104,4 +107,4 @@ def record_audit(
                      patient_id=patient_id, resource_type=resource_type, resource_id=resource_id,
                      detail=detail, request_id=request_id, ip=ip)
     values["at"] = utcnow()
-    session.execute(insert(cast(Table, AuditEvent.__table__)), [values])
+    session.execute(_INSERT, [values])

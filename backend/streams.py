@@ -110,6 +110,25 @@ class StreamSpec:
 _KNOWN_IDS: BindParameter[str] = bindparam("client_ids", expanding=True, literal_execute=True)
 
 
+# Statements run by every upload are built once (building one costs more than
+# running it on SQLite); values are bound at execution.
+_KNOWN_IDS_QUERIES: dict[str, Any] = {}
+
+
+def _known_ids_query(model: Any) -> Any:
+    query = _KNOWN_IDS_QUERIES.get(model.__tablename__)
+    if query is None:
+        query = select(model.client_id, model.id).where(model.patient_id == bindparam("patient_id"),
+                                                        model.client_id.in_(_KNOWN_IDS))
+        _KNOWN_IDS_QUERIES[model.__tablename__] = query
+    return query
+
+
+_PATIENTS = cast(Table, Patient.__table__)
+_ADVANCE_PATIENT = update(_PATIENTS).where(_PATIENTS.c.id == bindparam("patient_id")).values(
+    change_seq=bindparam("change_seq"), data_changed_at=bindparam("now"), updated_at=bindparam("now"))
+
+
 @cache
 def item_loader(schema_cls: type[Schema]) -> ItemLoader:
     """One compiled loader per item schema, shared by every request."""
@@ -151,11 +170,8 @@ def ingest_batch(
     known: dict[str, str] = {}
     for start in range(0, len(client_ids), 500):
         chunk = client_ids[start:start + 500]
-        known.update(session.execute(
-            select(model.client_id, model.id).where(model.patient_id == patient.id,
-                                                    model.client_id.in_(_KNOWN_IDS)),
-            {"client_ids": chunk},
-        ).all())
+        known.update(session.execute(_known_ids_query(model),
+                                     {"patient_id": patient.id, "client_ids": chunk}).all())
 
     fresh: list[tuple[int, dict[str, Any]]] = []
     for index, data in valid:
@@ -199,10 +215,8 @@ def _advance_patient(session: Session, patient: Patient, *, seq: int, now: datet
     """Record the patient's new change sequence and data time: one UPDATE sent
     now, with the loaded row kept in step, instead of a unit-of-work flush (the
     patient is locked by this transaction, so nobody else changes these columns)."""
-    values = {"change_seq": seq, "data_changed_at": now, "updated_at": now}
-    table = cast(Table, Patient.__table__)
-    session.execute(update(table).where(table.c.id == patient.id).values(**values))
-    for name, value in values.items():
+    session.execute(_ADVANCE_PATIENT, {"patient_id": patient.id, "change_seq": seq, "now": now})
+    for name, value in (("change_seq", seq), ("data_changed_at", now), ("updated_at", now)):
         set_committed_value(patient, name, value)
 
 

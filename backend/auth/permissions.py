@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import g, request
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from backend.audit import record_audit
@@ -22,6 +22,28 @@ from backend.patients.models import Patient
 from backend.web import Principal, db, settings
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+# Built once: every request runs them, and building costs more than running on SQLite.
+_ACCOUNT = select(User.role, User.is_active).where(User.id == bindparam("user_id"))
+
+
+def _patient_query(own: bool, me: bool, for_update: bool) -> Select[Patient]:
+    if own:  # a patient: her own record, by id or as "me"
+        stmt = select(Patient).where(Patient.user_id == bindparam("user_id"))
+        if not me:
+            stmt = stmt.where(Patient.id == bindparam("pid"))
+    else:  # a clinician: a patient of one of her teams
+        stmt = select(Patient).where(
+            Patient.id == bindparam("pid"),
+            Patient.care_team_id.in_(
+                select(TeamMembership.team_id).where(TeamMembership.user_id == bindparam("user_id"))),
+        )
+    return stmt.with_for_update() if for_update else stmt
+
+
+_PATIENT_QUERIES = {(own, me, lock): _patient_query(own, me, lock)
+                    for own in (True, False) for me in (True, False) for lock in (True, False)}
 
 
 def current_principal() -> Principal:
@@ -35,8 +57,7 @@ def current_principal() -> Principal:
         claims = decode_token(settings(), token.strip(), expected_typ=ACCESS_TYP)
         # Looked up on every request, so that a deactivated account stops at once
         # (two columns, not the whole account).
-        user = db().execute(select(User.role, User.is_active).where(User.id == claims.subject)
-                            ).one_or_none()
+        user = db().execute(_ACCOUNT, {"user_id": claims.subject}).one_or_none()
         if user is None or not user.is_active or user.role != claims.role:
             raise Unauthorized("The token is not valid.", headers={"WWW-Authenticate": "Bearer"})
         principal = Principal(user_id=claims.subject, role=user.role)
@@ -61,22 +82,10 @@ def load_patient_for(
     session: Session, principal: Principal, pid: str, *, for_update: bool = False
 ) -> Patient:
     """The patient `pid` if `principal` may reach her, else NotFound."""
-    if principal.role == "patient":
-        stmt = select(Patient).where(Patient.user_id == principal.user_id)
-        if pid not in ("me",):
-            stmt = stmt.where(Patient.id == pid)
-    else:
-        if pid == "me":
-            raise NotFound("No such patient.")
-        stmt = select(Patient).where(
-            Patient.id == pid,
-            Patient.care_team_id.in_(
-                select(TeamMembership.team_id).where(TeamMembership.user_id == principal.user_id)
-            ),
-        )
-    if for_update:
-        stmt = stmt.with_for_update()
-    patient = session.scalars(stmt).one_or_none()
+    if principal.role != "patient" and pid == "me":
+        raise NotFound("No such patient.")
+    stmt = _PATIENT_QUERIES[(principal.role == "patient", pid == "me", for_update)]
+    patient = session.scalars(stmt, {"user_id": principal.user_id, "pid": pid}).one_or_none()
     if patient is None:
         # Refused attempts are part of the trail too; committed now, because the
         # request's transaction is rolled back with the error.
