@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from backend.alerts.models import Alert, AlertEvent
@@ -214,6 +214,9 @@ def raise_alerts(
     if not new:
         return results
     inserted = _insert_new_alerts(session, [alert for alert, _, _ in new])
+    events: list[AlertEvent] = []
+    audits: list[AuditEvent] = []
+    outbox: list[OutboxMessage] = []
     for alert, candidate, emails in new:
         if alert.id not in inserted:
             # raised concurrently by another transaction: already open
@@ -225,12 +228,26 @@ def raise_alerts(
             continue
         make_transient_to_detached(alert)
         session.add(alert)  # persistent, as the inserted row
-        session.add_all(_event_rows(alert, action="opened", at=alert.opened_at,
-                                    from_status=None))
-        session.add_all(emails)
+        event, audit = _event_rows(alert, action="opened", at=alert.opened_at, from_status=None)
+        events.append(event)
+        audits.append(audit)
+        outbox += emails
         log.info("alert %s opened: %s/%s for patient %s", alert.id, alert.rule, alert.severity,
                  alert.patient_id)
+    for rows in (events, audits, outbox):
+        _insert_rows(session, rows)
     return results
+
+
+def _insert_rows(session: Session, rows: Sequence[Any]) -> None:
+    """INSERT new objects of one mapped class, all built alike (the same
+    attributes set), with one executemany; nothing reads them back, so they
+    skip the unit of work. Column defaults (ids, times) apply as in a flush."""
+    if not rows:
+        return
+    table = cast(Table, type(rows[0]).__table__)
+    keys = [c.key for c in table.columns if c.key in vars(rows[0])]
+    session.execute(insert(table), [{k: vars(row)[k] for k in keys} for row in rows])
 
 
 def new_alert(patient: Patient, candidate: AlertCandidate, as_of: datetime,
