@@ -54,8 +54,22 @@ def _pairs(n: int) -> tuple[IntArray, IntArray]:
     return i64, j64
 
 
+# degrees of freedom below this come from one table per confidence level,
+# computed in one array call (element for element the value of a scalar call)
+_T_TABLE_DF = 1024
+
+
+@lru_cache(maxsize=16)
+def _t_table(confidence: float) -> FloatArray:
+    table: FloatArray = stats.t.ppf(0.5 + confidence / 2.0, np.arange(_T_TABLE_DF))
+    table.flags.writeable = False
+    return table
+
+
 @lru_cache(maxsize=4096)
 def _t_quantile(df: int, confidence: float) -> float:
+    if 1 <= df < _T_TABLE_DF:
+        return float(_t_table(confidence)[df])
     return float(stats.t.ppf(0.5 + confidence / 2.0, df))
 
 

@@ -167,3 +167,17 @@ def test_verdicts() -> None:
 def test_too_few_points_give_no_estimate() -> None:
     assert robust_slope(np.array([1.0]), np.array([2.0])) is None
     assert robust_slope(np.array([1.0, 1.0]), np.array([2.0, 2.1])) is None
+
+
+@pytest.mark.parametrize("confidence", sorted({0.8, 0.9, 0.95, 0.99,
+                                               DEFAULT_THRESHOLDS.trend_confidence,
+                                               DEFAULT_THRESHOLDS.rapid_decline_confidence}))
+def test_t_quantiles_from_the_table_are_those_of_single_calls(confidence: float) -> None:
+    from scipy import stats
+
+    from backend.clinical import trend
+
+    trend._t_quantile.cache_clear()
+    for df in [*range(1, trend._T_TABLE_DF), trend._T_TABLE_DF, 5000]:
+        assert trend._t_quantile(df, confidence) == float(
+            stats.t.ppf(0.5 + confidence / 2.0, df)), df
