@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 DIRECT_MIN_ROWS = 16
 _UNSET = object()
 
+_INSERTS: dict[str, Any] = {}  # built once per table: building costs about what running costs
 _Processors = list[tuple[str, Callable[[Any], Any] | None]]
 _PROCESSORS: dict[tuple[str, str, tuple[str, ...]], _Processors] = {}
 
@@ -62,7 +63,10 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     driver_kind = (dialect.name, dialect.driver)
     if (driver_kind not in (("postgresql", "psycopg"), ("sqlite", "pysqlite"))
             or len(rows) < DIRECT_MIN_ROWS or not _direct_possible(table, columns)):
-        session.execute(table.insert(), rows)
+        insert = _INSERTS.get(table.name)
+        if insert is None:
+            insert = _INSERTS[table.name] = table.insert()
+        session.execute(insert, rows)
         return
     session.flush()  # pending ORM changes reach the server first, as with session.execute
     processors = _processors(table, columns, dialect)
