@@ -21,6 +21,7 @@ one Core `executemany`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table
@@ -71,23 +72,23 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     session.flush()  # pending ORM changes reach the server first, as with session.execute
     processors = _processors(table, columns, dialect)
 
+    pick = itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
+    processed = [(i, process) for i, (_, process) in enumerate(processors) if process is not None]
     # A value that is the very object of the row before (the batch's `created_at`,
     # a None in a JSON column) is processed once.
-    last: list[tuple[Any, Any]] = [(_UNSET, None)] * len(processors)
+    last_in: list[Any] = [_UNSET] * len(columns)
+    last_out: list[Any] = [None] * len(columns)
 
     def values(row: dict[str, Any]) -> list[Any]:
         if len(row) != len(columns):
             raise ValueError("bulk_insert: every row must have the same keys")
-        out = []
-        for i, (name, process) in enumerate(processors):
-            value = row[name]
-            if process is not None:
-                before, processed = last[i]
-                if value is not before:
-                    processed = process(value)
-                    last[i] = (value, processed)
-                value = processed
-            out.append(value)
+        out = list(pick(row))
+        for i, process in processed:
+            value = out[i]
+            if value is not last_in[i]:
+                last_in[i] = value
+                last_out[i] = process(value)
+            out[i] = last_out[i]
         return out
 
     preparer = dialect.identifier_preparer
