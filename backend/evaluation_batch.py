@@ -214,6 +214,19 @@ def evaluate_chunk(
             summary["opened"] += opened
             summary["resolved"] += resolved
 
+        def apply_each(i: int) -> None:
+            """`_apply` for one patient; a failure is hers alone."""
+            patient, evaluation = patients[i], results[i]
+            assert evaluation is not None
+            try:
+                opened, resolved = _apply(session, patient, evaluation, chunk.moment[i],
+                                          alerts.get(patient.id, []), settings, clear_for)
+            except Exception:  # one patient's failure must not stop the others
+                log.exception("evaluation of patient %s failed", patient.id)
+                summary["errors"] += 1
+                return
+            count(patient, opened, resolved)
+
         for i, patient in enumerate(patients):
             evaluation = results[i]
             if evaluation is None:
@@ -221,18 +234,16 @@ def evaluate_chunk(
                 continue
             try:
                 action = _plan(evaluation, chunk.moment[i], alerts.get(patient.id, []), settings)
-                if action == "open":
-                    opening.append(i)
-                    continue
-                opened, resolved = 0, 0
-                if action == "each":
-                    opened, resolved = _apply(session, patient, evaluation, chunk.moment[i],
-                                              alerts.get(patient.id, []), settings, clear_for)
             except Exception:  # one patient's failure must not stop the others
                 log.exception("evaluation of patient %s failed", patient.id)
                 summary["errors"] += 1
                 continue
-            count(patient, opened, resolved)
+            if action == "open":
+                opening.append(i)
+            elif action == "each":
+                apply_each(i)
+            else:
+                count(patient, 0, 0)
         if opening:
             try:
                 with session.begin_nested():
@@ -243,20 +254,10 @@ def evaluate_chunk(
                               "them patient by patient", len(opening))
                 counts = None
             for k, i in enumerate(opening):
-                patient = patients[i]
                 if counts is not None:
-                    count(patient, counts[k], 0)
-                    continue
-                evaluation = results[i]
-                assert evaluation is not None
-                try:
-                    opened, resolved = _apply(session, patient, evaluation, chunk.moment[i],
-                                              alerts.get(patient.id, []), settings, clear_for)
-                except Exception:  # one patient's failure must not stop the others
-                    log.exception("evaluation of patient %s failed", patient.id)
-                    summary["errors"] += 1
-                    continue
-                count(patient, opened, resolved)
+                    count(patients[i], counts[k], 0)
+                else:
+                    apply_each(i)
         if done and not replay:
             session.execute(
                 update(Patient)
