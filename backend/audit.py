@@ -6,7 +6,7 @@ Rows carry identifiers and outcomes, never the measured values themselves.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Required, TypedDict, Unpack, cast
 
 from sqlalchemy import BigInteger, Index, Integer, String, Table, insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -41,70 +41,52 @@ class AuditEvent(Base):
 _INSERT = insert(cast(Table, AuditEvent.__table__))
 
 
-def _values(
-    *,
-    actor_id: str | None,
-    actor_role: str | None,
-    action: str,
-    outcome: str,
-    patient_id: str | None,
-    resource_type: str | None,
-    resource_id: str | None,
-    detail: str | None,
-    request_id: str | None,
-    ip: str | None,
-) -> dict[str, Any]:
+class AuditFields(TypedDict, total=False):
+    """What a caller says of one audit row (the keyword arguments of
+    `audit_row` and `record_audit`); `actor_id`, `actor_role` and `action`
+    are required."""
+
+    actor_id: Required[str | None]
+    actor_role: Required[str | None]
+    action: Required[str]
+    outcome: str  # "success" when not given
+    patient_id: str | None
+    resource_type: str | None
+    resource_id: str | None
+    detail: str | None
+    request_id: str | None
+    ip: str | None
+
+
+_OPTIONAL = ("patient_id", "resource_type", "resource_id", "detail")
+
+
+def _values(fields: AuditFields) -> dict[str, Any]:
     """The columns of one audit row. Inside a request, request id and address
     are filled from the request when not given, so services need not pass them
     around."""
+    request_id, ip = fields.get("request_id"), fields.get("ip")
     if request_id is None or ip is None:
         from flask import g, has_request_context, request
 
         if has_request_context():
             request_id = request_id or g.get("request_id")
             ip = ip or request.remote_addr
-    return {"actor_id": actor_id, "actor_role": actor_role, "action": action, "outcome": outcome,
-            "patient_id": patient_id, "resource_type": resource_type, "resource_id": resource_id,
-            "detail": detail, "request_id": request_id, "ip": ip}
+    values: dict[str, Any] = {name: fields.get(name) for name in _OPTIONAL}
+    values.update(actor_id=fields["actor_id"], actor_role=fields["actor_role"],
+                  action=fields["action"], outcome=fields.get("outcome", "success"),
+                  request_id=request_id, ip=ip)
+    return values
 
 
-def audit_row(
-    *,
-    actor_id: str | None,
-    actor_role: str | None,
-    action: str,
-    outcome: str = "success",
-    patient_id: str | None = None,
-    resource_type: str | None = None,
-    resource_id: str | None = None,
-    detail: str | None = None,
-    request_id: str | None = None,
-    ip: str | None = None,
-) -> AuditEvent:
+def audit_row(**fields: Unpack[AuditFields]) -> AuditEvent:
     """The audit row `record_audit` writes, as an object not yet added to any session."""
-    return AuditEvent(**_values(actor_id=actor_id, actor_role=actor_role, action=action,
-                                outcome=outcome, patient_id=patient_id, resource_type=resource_type,
-                                resource_id=resource_id, detail=detail, request_id=request_id, ip=ip))
+    return AuditEvent(**_values(fields))
 
 
-def record_audit(
-    session: Session,
-    *,
-    actor_id: str | None,
-    actor_role: str | None,
-    action: str,
-    outcome: str = "success",
-    patient_id: str | None = None,
-    resource_type: str | None = None,
-    resource_id: str | None = None,
-    detail: str | None = None,
-    request_id: str | None = None,
-    ip: str | None = None,
-) -> None:
+def record_audit(session: Session, **fields: Unpack[AuditFields]) -> None:
     """Write an audit row in the caller's transaction: one INSERT sent now
     (every request writes one, so it skips the unit-of-work flush)."""
-    values = _values(actor_id=actor_id, actor_role=actor_role, action=action, outcome=outcome,
-                     patient_id=patient_id, resource_type=resource_type, resource_id=resource_id,
-                     detail=detail, request_id=request_id, ip=ip)
+    values = _values(fields)
     values["at"] = utcnow()
     session.execute(_INSERT, [values])
