@@ -31,7 +31,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Required, TypedDict, Unpack, cast
 
 import jinja2
 from sqlalchemy import and_, func, or_, select, update
@@ -154,32 +154,37 @@ def team_clinicians(session: Session, team_id: str) -> list[User]:
 # ------------------------------------------------------------------ queueing
 
 
-def outbox_row(
-    *,
-    message_id: str,
-    kind: str,
-    recipient: str,
-    subject: str,
-    body_text: str,
-    body_html: str | None,
-    now: datetime,
-    urgent: bool = False,
-    alert_id: str | None = None,
-    care_team_id: str | None = None,
-    recipient_user_id: str | None = None,
-) -> OutboxMessage:
+class OutboxFields(TypedDict, total=False):
+    """What a caller says of one email (the keyword arguments of `outbox_row`
+    and `queue_email`); the last four are optional."""
+
+    message_id: Required[str]
+    kind: Required[str]
+    recipient: Required[str]
+    subject: Required[str]
+    body_text: Required[str]
+    body_html: Required[str | None]
+    now: Required[datetime]
+    urgent: bool
+    alert_id: str | None
+    care_team_id: str | None
+    recipient_user_id: str | None
+
+
+def outbox_row(**fields: Unpack[OutboxFields]) -> OutboxMessage:
     """One pending outbox row (not yet added to any session)."""
+    now = fields["now"]
     return OutboxMessage(
-        message_id=message_id,
-        kind=kind,
-        urgent=urgent,
-        alert_id=alert_id,
-        care_team_id=care_team_id,
-        recipient_user_id=recipient_user_id,
-        recipient=recipient,
-        subject=subject[:300],
-        body_text=body_text,
-        body_html=body_html,
+        message_id=fields["message_id"],
+        kind=fields["kind"],
+        urgent=fields.get("urgent", False),
+        alert_id=fields.get("alert_id"),
+        care_team_id=fields.get("care_team_id"),
+        recipient_user_id=fields.get("recipient_user_id"),
+        recipient=fields["recipient"],
+        subject=fields["subject"][:300],
+        body_text=fields["body_text"],
+        body_html=fields["body_html"],
         status="pending",
         next_attempt_at=now,
         created_at=now,
@@ -201,26 +206,9 @@ def _queue_row(session: Session, row: OutboxMessage) -> bool:
     return True
 
 
-def queue_email(
-    session: Session,
-    *,
-    message_id: str,
-    kind: str,
-    recipient: str,
-    subject: str,
-    body_text: str,
-    body_html: str | None,
-    now: datetime,
-    urgent: bool = False,
-    alert_id: str | None = None,
-    care_team_id: str | None = None,
-    recipient_user_id: str | None = None,
-) -> bool:
+def queue_email(session: Session, **fields: Unpack[OutboxFields]) -> bool:
     """Add one outbox row in the caller's transaction; False if already queued."""
-    return _queue_row(session, outbox_row(
-        message_id=message_id, kind=kind, recipient=recipient, subject=subject,
-        body_text=body_text, body_html=body_html, now=now, urgent=urgent, alert_id=alert_id,
-        care_team_id=care_team_id, recipient_user_id=recipient_user_id))
+    return _queue_row(session, outbox_row(**fields))
 
 
 def _alert_link(settings: Settings, alert_id: str) -> str:
