@@ -43,7 +43,8 @@ def _patient_query(own: bool, me: bool, for_update: bool) -> Select[Patient]:
 
 
 _PATIENT_QUERIES = {(own, me, lock): _patient_query(own, me, lock)
-                    for own in (True, False) for me in (True, False) for lock in (True, False)}
+                    for own, me in ((True, True), (True, False), (False, False))
+                    for lock in (True, False)}  # a clinician has no "me"
 
 
 def current_principal() -> Principal:
