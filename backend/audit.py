@@ -5,6 +5,7 @@ Rows carry identifiers and outcomes, never the measured values themselves.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, Required, TypedDict, Unpack, cast
 
@@ -60,6 +61,12 @@ class AuditFields(TypedDict, total=False):
 
 _OPTIONAL = ("patient_id", "resource_type", "resource_id", "detail")
 
+# (request id, client address) of the request being served; the web layer sets
+# it for each request, so that services need not pass them around.
+REQUEST_CONTEXT: ContextVar[tuple[str | None, str | None] | None] = ContextVar(
+    "audit_request_context", default=None
+)
+
 
 def _values(fields: AuditFields) -> dict[str, Any]:
     """The columns of one audit row. Inside a request, request id and address
@@ -67,15 +74,19 @@ def _values(fields: AuditFields) -> dict[str, Any]:
     around."""
     request_id, ip = fields.get("request_id"), fields.get("ip")
     if request_id is None or ip is None:
-        from flask import g, has_request_context, request
-
-        if has_request_context():
-            request_id = request_id or g.get("request_id")
-            ip = ip or request.remote_addr
+        context = REQUEST_CONTEXT.get()
+        if context is not None:
+            request_id = request_id or context[0]
+            ip = ip or context[1]
     values: dict[str, Any] = {name: fields.get(name) for name in _OPTIONAL}
-    values.update(actor_id=fields["actor_id"], actor_role=fields["actor_role"],
-                  action=fields["action"], outcome=fields.get("outcome", "success"),
-                  request_id=request_id, ip=ip)
+    values.update(
+        actor_id=fields["actor_id"],
+        actor_role=fields["actor_role"],
+        action=fields["action"],
+        outcome=fields.get("outcome", "success"),
+        request_id=request_id,
+        ip=ip,
+    )
     return values
 
 

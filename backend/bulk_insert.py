@@ -40,8 +40,7 @@ def _processors(table: Table, columns: tuple[str, ...], dialect: Dialect) -> _Pr
     key = (table.name, dialect.name, columns)
     found = _PROCESSORS.get(key)
     if found is None:
-        found = [(name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
-                 for name in columns]
+        found = [(name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in columns]
         _PROCESSORS[key] = found
     return found
 
@@ -50,8 +49,7 @@ def _direct_possible(table: Table, columns: tuple[str, ...]) -> bool:
     """The direct paths send only the given columns: every column with a
     client-side default or onupdate must be among them (server defaults still apply)."""
     given = set(columns)
-    return all(c.name in given for c in table.columns
-               if c.default is not None or c.onupdate is not None)
+    return all(c.name in given for c in table.columns if c.default is not None or c.onupdate is not None)
 
 
 def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -62,8 +60,11 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     dialect = connection.dialect
     columns = tuple(rows[0])
     driver_kind = (dialect.name, dialect.driver)
-    if (driver_kind not in (("postgresql", "psycopg"), ("sqlite", "pysqlite"))
-            or len(rows) < DIRECT_MIN_ROWS or not _direct_possible(table, columns)):
+    if (
+        driver_kind not in (("postgresql", "psycopg"), ("sqlite", "pysqlite"))
+        or len(rows) < DIRECT_MIN_ROWS
+        or not _direct_possible(table, columns)
+    ):
         insert = _INSERTS.get(table.name)
         if insert is None:
             insert = _INSERTS[table.name] = table.insert()
@@ -103,7 +104,9 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
         cursor = driver.cursor()
         try:
             # table and column names come from the model, quoted by the dialect
-            cursor.executemany(f"INSERT INTO {target} VALUES ({', '.join('?' * len(columns))})",  # noqa: S608
-                               [values(row) for row in rows])
+            cursor.executemany(
+                f"INSERT INTO {target} VALUES ({', '.join('?' * len(columns))})",  # noqa: S608
+                [values(row) for row in rows],
+            )
         finally:
             cursor.close()

@@ -10,9 +10,9 @@ from sqlalchemy import text
 from backend.clinical.catalog import SIDE_EFFECT_TERMS
 from backend.db import utcnow
 from backend.errors import ServiceUnavailable
-from backend.scheduler import last_heartbeat
+from backend.scheduler.lease import last_heartbeat
 from backend.schemas import StrictSchema
-from backend.side_effects.schemas import SideEffectTermSchema
+from backend.streams.side_effects.schemas import SideEffectTermSchema
 from backend.web import Blueprint, db, settings
 
 blp = Blueprint("health", __name__, url_prefix="/api/v1", description="Service health and catalogs")
@@ -46,8 +46,9 @@ class Ready(MethodView):
         if heartbeat is None:
             checks["scheduler"] = "never seen"
         elif utcnow() - heartbeat > timedelta(seconds=settings().heartbeat_stale_seconds):
-            raise ServiceUnavailable("The scheduler's heartbeat is stale.",
-                                     errors={"scheduler": heartbeat.isoformat()})
+            raise ServiceUnavailable(
+                "The scheduler's heartbeat is stale.", errors={"scheduler": heartbeat.isoformat()}
+            )
         else:
             checks["scheduler"] = "ok"
         return {"status": "ok", "checks": checks}
@@ -59,5 +60,7 @@ class SideEffectTerms(MethodView):
     @blp.response(200, SideEffectTermSchema(many=True))
     def get(self) -> list[dict[str, Any]]:
         """The side-effect terms a report may use (CTCAE v5 with PRO-CTCAE items)"""
-        return [{"code": t.code, "ctcae_term": t.ctcae_term, "pro_ctcae_item": t.pro_ctcae_item}
-                for t in SIDE_EFFECT_TERMS.values()]
+        return [
+            {"code": t.code, "ctcae_term": t.ctcae_term, "pro_ctcae_item": t.pro_ctcae_item}
+            for t in SIDE_EFFECT_TERMS.values()
+        ]

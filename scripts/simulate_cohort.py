@@ -44,8 +44,7 @@ def truth_row(cfg: CohortConfig, p: SimulatedPatient) -> dict[str, Any]:
         "patient_id": t.patient_id,
         "true_slope_ml_per_year": round(t.true_slope_ml_per_year, 1),
         "on_treatment_slope_ml_per_year": (
-            "" if t.on_treatment_slope_ml_per_year is None
-            else round(t.on_treatment_slope_ml_per_year, 1)
+            "" if t.on_treatment_slope_ml_per_year is None else round(t.on_treatment_slope_ml_per_year, 1)
         ),
         "treatment_start": _day(cfg, t.treatment_start_day),
         "drop_start": _day(cfg, drop[0] if drop else None),
@@ -67,13 +66,20 @@ def write_csv(cfg: CohortConfig, cohort: Sequence[SimulatedPatient], out: Path) 
     out.mkdir(parents=True, exist_ok=True)
     with (out / "readings.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["patient_id", "measured_at", "fev1_l", "fvc_l", "grade", "setting",
-                    "device_id"])
+        w.writerow(["patient_id", "measured_at", "fev1_l", "fvc_l", "grade", "setting", "device_id"])
         for p in cohort:
             for r in p.history.readings:
-                w.writerow([p.truth.patient_id, r.measured_at.isoformat(), r.fev1_l,
-                            r.fvc_l if r.fvc_l is not None else "", r.grade or "", r.setting,
-                            r.device_id or ""])
+                w.writerow(
+                    [
+                        p.truth.patient_id,
+                        r.measured_at.isoformat(),
+                        r.fev1_l,
+                        r.fvc_l if r.fvc_l is not None else "",
+                        r.grade or "",
+                        r.setting,
+                        r.device_id or "",
+                    ]
+                )
     with (out / "truth.csv").open("w", newline="") as fh:
         rows = [truth_row(cfg, p) for p in cohort]
         dw = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["patient_id"])
@@ -86,17 +92,39 @@ def write_csv(cfg: CohortConfig, cohort: Sequence[SimulatedPatient], out: Path) 
             h = p.history
             pid = p.truth.patient_id
             for g in h.regimens:
-                w.writerow([pid, f"regimen:{g.kind}", g.effective_at.isoformat(),
-                            g.daily_dose_mg or "", g.drug_name or ""])
+                w.writerow(
+                    [
+                        pid,
+                        f"regimen:{g.kind}",
+                        g.effective_at.isoformat(),
+                        g.daily_dose_mg or "",
+                        g.drug_name or "",
+                    ]
+                )
             for d in h.doses:
                 w.writerow([pid, f"dose:{d.status}", d.taken_at.isoformat(), d.dose_mg or "", ""])
             for t in h.troughs:
-                w.writerow([pid, "trough", t.drawn_at.isoformat(), t.value_ng_ml,
-                            t.last_dose_at.isoformat() if t.last_dose_at else ""])
+                w.writerow(
+                    [
+                        pid,
+                        "trough",
+                        t.drawn_at.isoformat(),
+                        t.value_ng_ml,
+                        t.last_dose_at.isoformat() if t.last_dose_at else "",
+                    ]
+                )
             for s in h.side_effects:
-                w.writerow([pid, f"side_effect:{s.term}", s.onset_at.isoformat(), s.severity,
-                            json.dumps({"temperature_c": s.temperature_c,
-                                        "antibiotics_started": s.antibiotics_started})])
+                w.writerow(
+                    [
+                        pid,
+                        f"side_effect:{s.term}",
+                        s.onset_at.isoformat(),
+                        s.severity,
+                        json.dumps(
+                            {"temperature_c": s.temperature_c, "antibiotics_started": s.antibiotics_started}
+                        ),
+                    ]
+                )
             for e in h.events:
                 w.writerow([pid, f"lam_event:{e.kind}", e.occurred_at.isoformat(), "", ""])
 
@@ -131,17 +159,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--days-per-week", type=float, default=CohortConfig.days_per_week)
     ap.add_argument("--noise-sd-ml", type=float, default=CohortConfig.noise_sd_ml)
     ap.add_argument("--rho", type=float, default=CohortConfig.ar1_rho)
-    ap.add_argument("--true-slope", type=float, default=None,
-                    help="fixed true slope in mL/yr (default: registry distribution)")
+    ap.add_argument(
+        "--true-slope",
+        type=float,
+        default=None,
+        help="fixed true slope in mL/yr (default: registry distribution)",
+    )
     ap.add_argument("--treatment-start-p", type=float, default=CohortConfig.treatment_start_p)
     ap.add_argument("--acute-drop-p", type=float, default=CohortConfig.acute_drop_p)
     ap.add_argument("--format", choices=("csv", "json"), default="csv")
     ap.add_argument("--out", type=Path, required=True, help="output directory")
     a = ap.parse_args(argv)
     cfg = CohortConfig(
-        n_patients=a.patients, days=a.days, seed=a.seed, start=a.start,
-        days_per_week=a.days_per_week, noise_sd_ml=a.noise_sd_ml, ar1_rho=a.rho,
-        true_slope_ml_per_year=a.true_slope, treatment_start_p=a.treatment_start_p,
+        n_patients=a.patients,
+        days=a.days,
+        seed=a.seed,
+        start=a.start,
+        days_per_week=a.days_per_week,
+        noise_sd_ml=a.noise_sd_ml,
+        ar1_rho=a.rho,
+        true_slope_ml_per_year=a.true_slope,
+        treatment_start_p=a.treatment_start_p,
         acute_drop_p=a.acute_drop_p,
     )
     cohort = simulate_cohort(cfg)

@@ -35,13 +35,19 @@ PASSWORD = "correct horse battery staple"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--db", default=os.environ.get("LAMTRACK_TEST_DB", "sqlite"),
-                     choices=["sqlite", "postgres"], help="database the suite runs against")
+    parser.addoption(
+        "--db",
+        default=os.environ.get("LAMTRACK_TEST_DB", "sqlite"),
+        choices=["sqlite", "postgres"],
+        help="database the suite runs against",
+    )
 
 
 @pytest.fixture(scope="session")
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-                 ) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
     kind = request.config.getoption("--db")
     if kind == "sqlite":
         path: Path = tmp_path_factory.mktemp("db") / "lamtrack.sqlite3"
@@ -80,8 +86,9 @@ def _wipe(engine: Engine) -> None:
     tables = [t.name for t in reversed(metadata.sorted_tables)]
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables)
-                              + " RESTART IDENTITY CASCADE"))
+            conn.execute(
+                text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+            )
         else:
             for t in tables:
                 conn.execute(text(f'DELETE FROM "{t}"'))
@@ -155,7 +162,7 @@ def login(client: FlaskClient, email: str, password: str = PASSWORD) -> dict[str
 
 @pytest.fixture
 def make_clinician(client: FlaskClient, db_sessionmaker: sessionmaker[Session]) -> Any:
-    from backend.auth.services import create_clinician, create_team
+    from backend.patients.accounts import create_clinician, create_team
 
     def _make(team_ids: list[str] | None = None, email: str | None = None) -> Actor:
         email = email or f"clin-{uuid.uuid4().hex[:8]}@example.org"
@@ -168,8 +175,9 @@ def make_clinician(client: FlaskClient, db_sessionmaker: sessionmaker[Session]) 
             assert user is not None
             user_id = user.id
         tokens = login(client, email)
-        return Actor(client, user_id, email, tokens["access_token"], tokens["refresh_token"],
-                     team_ids=list(team_ids))
+        return Actor(
+            client, user_id, email, tokens["access_token"], tokens["refresh_token"], team_ids=list(team_ids)
+        )
 
     return _make
 
@@ -191,15 +199,19 @@ def make_patient(client: FlaskClient) -> Any:
         assert resp.status_code == 201, resp.get_json()
         created = resp.get_json()
         email = f"pat-{uuid.uuid4().hex[:8]}@example.org"
-        reg = client.post("/api/v1/auth/register", json={
-            "invite_code": created["invite_code"], "email": email, "password": PASSWORD})
+        reg = client.post(
+            "/api/v1/auth/register",
+            json={"invite_code": created["invite_code"], "email": email, "password": PASSWORD},
+        )
         assert reg.status_code == 201, reg.get_json()
         tokens = reg.get_json()
-        me = client.get("/api/v1/patients/me",
-                        headers={"Authorization": f"Bearer {tokens['access_token']}"}).get_json()
+        me = client.get(
+            "/api/v1/patients/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+        ).get_json()
         account_id = jwt.decode(tokens["access_token"], options={"verify_signature": False})["sub"]
-        return Actor(client, account_id, email, tokens["access_token"], tokens["refresh_token"],
-                     patient_id=me["id"])
+        return Actor(
+            client, account_id, email, tokens["access_token"], tokens["refresh_token"], patient_id=me["id"]
+        )
 
     return _make
 

@@ -1,5 +1,5 @@
 """Alerts for clinicians (list, read, acknowledge, snooze, resolve), a patient's
-own alerts and reminders."""
+own alerts."""
 
 from __future__ import annotations
 
@@ -19,31 +19,46 @@ from backend.alerts.schemas import (
     AlertPageSchema,
     AlertSnoozeSchema,
     PatientAlertListArgs,
-    ReminderListSchema,
 )
 from backend.audit import record_audit
 from backend.auth.permissions import (
     clinician_team_ids,
     current_principal,
-    load_patient_for,
     require_clinician,
 )
+from backend.auth.principal import Principal
 from backend.db import utcnow
 from backend.errors import NotFound, Unprocessable
+from backend.patients.access import load_patient_for
 from backend.patients.models import Patient
-from backend.reminders import patient_reminders
 from backend.schemas import decode_cursor, encode_cursor
-from backend.web import Blueprint, Principal, db
+from backend.web import Blueprint, db
 
-blp = Blueprint("alerts", __name__, url_prefix="/api/v1",
-                description="Care-team alerts and patient reminders")
+blp = Blueprint("alerts", __name__, url_prefix="/api/v1", description="Care-team alerts")
 alerts_blp = blp
 
 CLINICIAN_FIELDS = (
-    "id", "patient_id", "care_team_id", "rule", "severity", "episode_key", "source", "status",
-    "opened_at", "last_seen_at", "numbers", "explanation", "patient_message", "acknowledged_by",
-    "acknowledged_at", "snoozed_until", "resolved_by", "resolved_at", "resolution_note",
-    "last_notified_at", "notify_count",
+    "id",
+    "patient_id",
+    "care_team_id",
+    "rule",
+    "severity",
+    "episode_key",
+    "source",
+    "status",
+    "opened_at",
+    "last_seen_at",
+    "numbers",
+    "explanation",
+    "patient_message",
+    "acknowledged_by",
+    "acknowledged_at",
+    "snoozed_until",
+    "resolved_by",
+    "resolved_at",
+    "resolution_note",
+    "last_notified_at",
+    "notify_count",
 )
 PATIENT_FIELDS = ("id", "rule", "severity", "status", "opened_at", "patient_message")
 
@@ -59,14 +74,13 @@ def _page(stmt: Select[Alert], args: dict[str, Any]) -> tuple[list[Alert], str |
         after = decode_cursor(args["cursor"], 2)
         at = datetime.fromisoformat(str(after[0])) if after else None
     except (ValidationError, ValueError):
-        raise Unprocessable("The cursor is not valid.",
-                            errors={"query": {"cursor": ["Not valid."]}}) from None
+        raise Unprocessable(
+            "The cursor is not valid.", errors={"query": {"cursor": ["Not valid."]}}
+        ) from None
     if after and at is not None:
         if at.tzinfo is None:
-            raise Unprocessable("The cursor is not valid.",
-                                errors={"query": {"cursor": ["Not valid."]}})
-        stmt = stmt.where(or_(Alert.opened_at < at,
-                              and_(Alert.opened_at == at, Alert.id < str(after[1]))))
+            raise Unprocessable("The cursor is not valid.", errors={"query": {"cursor": ["Not valid."]}})
+        stmt = stmt.where(or_(Alert.opened_at < at, and_(Alert.opened_at == at, Alert.id < str(after[1]))))
     stmt = stmt.order_by(Alert.opened_at.desc(), Alert.id.desc()).limit(args["limit"] + 1)
     rows = list(db().scalars(stmt))
     more = len(rows) > args["limit"]
@@ -78,9 +92,7 @@ def _page(stmt: Select[Alert], args: dict[str, Any]) -> tuple[list[Alert], str |
 def _load_alert_for(principal: Principal, alert_id: str, *, for_update: bool = False) -> Alert:
     """An alert of one of the clinician's teams' patients, else 404."""
     session = db()
-    teams = select(Patient.id).where(
-        Patient.care_team_id.in_(clinician_team_ids(session, principal.user_id))
-    )
+    teams = select(Patient.id).where(Patient.care_team_id.in_(clinician_team_ids(session, principal.user_id)))
     stmt = select(Alert).where(Alert.id == alert_id, Alert.patient_id.in_(teams))
     if for_update:
         stmt = stmt.with_for_update()
@@ -90,11 +102,24 @@ def _load_alert_for(principal: Principal, alert_id: str, *, for_update: bool = F
     return alert
 
 
-def _audit(principal: Principal, action: str, *, patient_id: str | None = None,
-           resource_id: str | None = None, detail: str | None = None) -> None:
-    record_audit(db(), actor_id=principal.user_id, actor_role=principal.role, action=action,
-                 patient_id=patient_id, resource_type="alert", resource_id=resource_id,
-                 detail=detail)
+def _audit(
+    principal: Principal,
+    action: str,
+    *,
+    patient_id: str | None = None,
+    resource_id: str | None = None,
+    detail: str | None = None,
+) -> None:
+    record_audit(
+        db(),
+        actor_id=principal.user_id,
+        actor_role=principal.role,
+        action=action,
+        patient_id=patient_id,
+        resource_type="alert",
+        resource_id=resource_id,
+        detail=detail,
+    )
 
 
 @blp.route("/alerts")
@@ -116,8 +141,7 @@ class Alerts(MethodView):
             if args.get(name):
                 stmt = stmt.where(getattr(Alert, name) == args[name])
         rows, cursor = _page(stmt, args)
-        _audit(principal, "alert.list", patient_id=args.get("patient_id"),
-               detail=f"{len(rows)} alerts")
+        _audit(principal, "alert.list", patient_id=args.get("patient_id"), detail=f"{len(rows)} alerts")
         session.commit()
         return {"items": [alert_out(a, principal) for a in rows], "next_cursor": cursor}
 
@@ -125,11 +149,16 @@ class Alerts(MethodView):
 def _detail(alert: Alert, principal: Principal) -> dict[str, Any]:
     out = alert_out(alert, principal)
     out["history"] = [
-        {"at": e.at, "action": e.action, "actor_id": e.actor_id, "from_status": e.from_status,
-         "to_status": e.to_status, "note": e.note}
+        {
+            "at": e.at,
+            "action": e.action,
+            "actor_id": e.actor_id,
+            "from_status": e.from_status,
+            "to_status": e.to_status,
+            "note": e.note,
+        }
         for e in db().scalars(
-            select(AlertEvent).where(AlertEvent.alert_id == alert.id)
-            .order_by(AlertEvent.at, AlertEvent.id)
+            select(AlertEvent).where(AlertEvent.alert_id == alert.id).order_by(AlertEvent.at, AlertEvent.id)
         )
     ]
     return out
@@ -180,8 +209,13 @@ class AlertSnooze(MethodView):
     @blp.alt_response(409, description="The alert is already resolved")
     def post(self, body: dict[str, Any], alert_id: str) -> dict[str, Any]:
         """Snooze an alert until a time (`until`) or for `hours`; it reopens when the snooze ends"""
-        return _change(alert_id, services.snooze_alert, until=body.get("until"),
-                       hours=body.get("hours"), note=body.get("note"))
+        return _change(
+            alert_id,
+            services.snooze_alert,
+            until=body.get("until"),
+            hours=body.get("hours"),
+            note=body.get("note"),
+        )
 
 
 @blp.route("/alerts/<alert_id>/resolve")
@@ -215,31 +249,3 @@ class PatientAlerts(MethodView):
         _audit(principal, "alert.list", patient_id=patient.id, detail=f"{len(rows)} alerts")
         session.commit()
         return {"items": [alert_out(a, principal) for a in rows], "next_cursor": cursor}
-
-
-@blp.route("/patients/<pid>/reminders")
-class PatientReminders(MethodView):
-    @blp.response(200, ReminderListSchema)
-    @blp.alt_response(404, description="No such patient, or not yours")
-    def get(self, pid: str) -> dict[str, Any]:
-        """What the patient should do next: a trough draw coming up or overdue, readings overdue
-
-        Dates are calendar dates in the patient's own time zone."""
-        principal = current_principal()
-        session = db()
-        patient = load_patient_for(session, principal, pid)
-        now = utcnow()
-        reminders = patient_reminders(session, patient, now=now)
-        record_audit(session, actor_id=principal.user_id, actor_role=principal.role,
-                     action="reminder.list", patient_id=patient.id, resource_type="reminder")
-        session.commit()
-        return {
-            "items": [
-                {"kind": r.kind, "status": r.status, "message": r.message, "due_date": r.due_date,
-                 "window_start": r.window_start, "window_end": r.window_end, "reason": r.reason}
-                for r in reminders
-            ],
-            "next_cursor": None,
-            "timezone": patient.timezone,
-            "as_of": now,
-        }

@@ -72,31 +72,9 @@ class AlertNoteSchema(StrictSchema):
 
 class AlertSnoozeSchema(AlertNoteSchema):
     until = aware_datetime(load_default=None, allow_none=True)
-    hours = fields.Float(
-        load_default=None, allow_none=True, validate=validate.Range(min=0.25, max=90 * 24)
-    )
+    hours = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=0.25, max=90 * 24))
 
     @validates_schema
     def _until_or_hours(self, data: dict[str, Any], **_: Any) -> None:
         if (data.get("until") is None) == (data.get("hours") is None):
             raise ValidationError("Give exactly one of until or hours.", "until")
-
-
-class ReminderSchema(Schema):
-    kind = fields.String(required=True, metadata={"description": "trough_draw | readings"})
-    status = fields.String(
-        required=True, metadata={"description": "upcoming | due | overdue | missed"}
-    )
-    message = fields.String(required=True)
-    due_date = fields.Date(allow_none=True)
-    window_start = fields.Date(allow_none=True)
-    window_end = fields.Date(allow_none=True)
-    reason = fields.String(allow_none=True)
-
-
-class ReminderListSchema(PageSchema):
-    """Reminders are few; the list is never paged (`next_cursor` is null)."""
-
-    items = fields.List(fields.Nested(ReminderSchema), required=True)
-    timezone = fields.String(required=True)
-    as_of = fields.AwareDateTime(required=True)

@@ -15,21 +15,21 @@ from typing import Any, cast
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
-from backend.alerts.models import Alert, AlertEvent
-from backend.audit import AuditEvent, audit_row
-from backend.bulk_insert import bulk_insert
-from backend.clinical.model import AlertCandidate
-from backend.config import Settings
-from backend.db import new_id, utcnow
-from backend.errors import Conflict, Unprocessable
-from backend.notify.models import OutboxMessage
-from backend.notify.services import (
+from backend.alerts.emails import (
     AlertRecipients,
     alert_emails,
     alert_recipients,
     patient_reference,
     queue_alert_emails,
 )
+from backend.alerts.models import Alert, AlertEvent
+from backend.audit import AuditEvent, audit_row
+from backend.bulk_insert import bulk_insert
+from backend.clinical.model import RULE_IDS, AlertCandidate
+from backend.config import Settings
+from backend.db import new_id, utcnow
+from backend.errors import Conflict, Unprocessable
+from backend.notify.models import OutboxMessage
 from backend.patients.models import Patient
 
 log = logging.getLogger(__name__)
@@ -37,18 +37,9 @@ log = logging.getLogger(__name__)
 SYSTEM_ROLE = "system"
 UNRESOLVED = ("open", "acknowledged", "snoozed")
 EVENT_RULES = frozenset({"urgent_side_effect", "lam_event"})
-
-
-def _settings(settings: Settings | None) -> Settings:
-    if settings is not None:
-        return settings
-    from flask import has_app_context
-
-    if has_app_context():
-        from backend.web import settings as app_settings
-
-        return app_settings()
-    return Settings.from_env()
+# Rules the evaluation decides each time; an open alert of one of these rules that
+# the engine no longer raises has cleared.
+EVALUATED_RULES = tuple(r for r in RULE_IDS if r not in EVENT_RULES)
 
 
 def _event_rows(
@@ -95,8 +86,17 @@ def _event(
     actor_role: str = SYSTEM_ROLE,
     note: str | None = None,
 ) -> None:
-    session.add_all(_event_rows(alert, action=action, at=at, from_status=from_status,
-                                actor_id=actor_id, actor_role=actor_role, note=note))
+    session.add_all(
+        _event_rows(
+            alert,
+            action=action,
+            at=at,
+            from_status=from_status,
+            actor_id=actor_id,
+            actor_role=actor_role,
+            note=note,
+        )
+    )
 
 
 def _jsonable(numbers: dict[str, Any]) -> dict[str, Any]:
@@ -108,9 +108,7 @@ def _jsonable(numbers: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def find_unresolved(
-    session: Session, *, patient_id: str, rule: str, episode_key: str
-) -> Alert | None:
+def find_unresolved(session: Session, *, patient_id: str, rule: str, episode_key: str) -> Alert | None:
     return session.scalars(
         select(Alert).where(
             Alert.patient_id == patient_id,
@@ -127,7 +125,7 @@ def raise_alert(
     candidate: AlertCandidate,
     as_of: datetime,
     source: str | None = None,
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> Alert | None:
     """Open an alert for `candidate` unless its episode is already known.
 
@@ -137,8 +135,7 @@ def raise_alert(
     raised again while it lasts; only one that cleared by itself may recur).
     The care-team emails are queued in the same transaction.
     """
-    return raise_alerts(session, [(patient, candidate, as_of)], source=source,
-                        settings=settings)[0]
+    return raise_alerts(session, [(patient, candidate, as_of)], source=source, settings=settings)[0]
 
 
 def raise_alerts(
@@ -146,7 +143,7 @@ def raise_alerts(
     items: Sequence[tuple[Patient, AlertCandidate, datetime]],
     *,
     source: str | None = None,
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> list[Alert | None]:
     """`raise_alert` for each (patient, candidate, as-of time), in order, with a
     few statements for all of them: one lookup of the patients' open episodes,
@@ -169,16 +166,23 @@ def raise_alerts(
     rules = list({candidate.rule for _, candidate, _ in items})
     open_now: dict[tuple[str, str, str], Alert] = {
         (a.patient_id, a.rule, a.open_episode_key): a
-        for a in session.scalars(select(Alert).where(
-            Alert.patient_id.in_(patient_ids), Alert.rule.in_(rules),
-            Alert.open_episode_key.is_not(None)))
+        for a in session.scalars(
+            select(Alert).where(
+                Alert.patient_id.in_(patient_ids), Alert.rule.in_(rules), Alert.open_episode_key.is_not(None)
+            )
+        )
         if a.open_episode_key is not None
     }
     closed_by_clinician = {
-        (pid, rule, key) for pid, rule, key in session.execute(
+        (pid, rule, key)
+        for pid, rule, key in session.execute(
             select(Alert.patient_id, Alert.rule, Alert.episode_key).where(
-                Alert.patient_id.in_(patient_ids), Alert.rule.in_(rules),
-                Alert.status == "resolved", Alert.resolved_by.is_not(None)))
+                Alert.patient_id.in_(patient_ids),
+                Alert.rule.in_(rules),
+                Alert.status == "resolved",
+                Alert.resolved_by.is_not(None),
+            )
+        )
     }
     resolved_settings: Settings | None = None
     recipients: dict[str, AlertRecipients] = {}
@@ -199,13 +203,17 @@ def raise_alerts(
         alert = new_alert(patient, candidate, as_of, source)
         emails: list[OutboxMessage] = []
         if alert.severity != "digest":
-            resolved_settings = resolved_settings or _settings(settings)
+            resolved_settings = settings
             team = recipients.get(patient.care_team_id)
             if team is None:
-                team = recipients[patient.care_team_id] = alert_recipients(
-                    session, patient.care_team_id)
-            emails = alert_emails(alert, settings=resolved_settings, now=as_of, recipients=team,
-                                  patient_ref=patient_reference(patient, patient.id))
+                team = recipients[patient.care_team_id] = alert_recipients(session, patient.care_team_id)
+            emails = alert_emails(
+                alert,
+                settings=resolved_settings,
+                now=as_of,
+                recipients=team,
+                patient_ref=patient_reference(patient, patient.id),
+            )
         if emails:
             alert.notify_count = 1
         open_now[key] = alert  # the same episode again in `items` refreshes it
@@ -222,8 +230,9 @@ def raise_alerts(
         if alert.id not in inserted:
             # raised concurrently by another transaction: already open
             results[results.index(alert)] = None
-            found = find_unresolved(session, patient_id=alert.patient_id, rule=alert.rule,
-                                    episode_key=alert.episode_key)
+            found = find_unresolved(
+                session, patient_id=alert.patient_id, rule=alert.rule, episode_key=alert.episode_key
+            )
             if found is not None:
                 _refresh(found, candidate, alert.last_seen_at)
             continue
@@ -233,8 +242,9 @@ def raise_alerts(
         events.append(event)
         audits.append(audit)
         outbox += emails
-        log.info("alert %s opened: %s/%s for patient %s", alert.id, alert.rule, alert.severity,
-                 alert.patient_id)
+        log.info(
+            "alert %s opened: %s/%s for patient %s", alert.id, alert.rule, alert.severity, alert.patient_id
+        )
     for rows in (events, audits, outbox):
         _insert_rows(session, rows)
     return results
@@ -251,8 +261,9 @@ def _insert_rows(session: Session, rows: Sequence[Any]) -> None:
     bulk_insert(session, table, [{k: vars(row)[k] for k in keys} for row in rows])
 
 
-def new_alert(patient: Patient, candidate: AlertCandidate, as_of: datetime,
-              source: str | None = None) -> Alert:
+def new_alert(
+    patient: Patient, candidate: AlertCandidate, as_of: datetime, source: str | None = None
+) -> Alert:
     """The alert row a new episode of `candidate` opens (not yet added anywhere)."""
     if source is None:
         source = "event" if candidate.rule in EVENT_RULES else "evaluation"
@@ -372,8 +383,7 @@ def auto_resolve_cleared(
         alert.resolved_by = None
         alert.resolution_note = "condition cleared"
         alert.updated_at = as_of
-        _event(session, alert, action="auto_resolved", at=as_of, from_status=before,
-               note="condition cleared")
+        _event(session, alert, action="auto_resolved", at=as_of, from_status=before, note="condition cleared")
         count += 1
     return count
 
@@ -394,8 +404,16 @@ def acknowledge_alert(
     alert.acknowledged_at = now
     alert.snoozed_until = None
     alert.updated_at = now
-    _event(session, alert, action="acknowledged", at=now, from_status=before,
-           actor_id=actor_id, actor_role="clinician", note=note)
+    _event(
+        session,
+        alert,
+        action="acknowledged",
+        at=now,
+        from_status=before,
+        actor_id=actor_id,
+        actor_role="clinician",
+        note=note,
+    )
     return alert
 
 
@@ -415,24 +433,34 @@ def snooze_alert(
     if alert.status == "resolved":
         raise Conflict("The alert is already resolved.")
     if until is None and hours is None:
-        raise Unprocessable("Give `until` or `hours`.",
-                            errors={"json": {"until": ["until or hours is required"]}})
+        raise Unprocessable(
+            "Give `until` or `hours`.", errors={"json": {"until": ["until or hours is required"]}}
+        )
     if until is None:
         assert hours is not None
         until = now + timedelta(hours=hours)
     if until <= now:
-        raise Unprocessable("A snooze must end in the future.",
-                            errors={"json": {"until": ["must be in the future"]}})
+        raise Unprocessable(
+            "A snooze must end in the future.", errors={"json": {"until": ["must be in the future"]}}
+        )
     if until - now > MAX_SNOOZE:
-        raise Unprocessable("A snooze may last at most 90 days.",
-                            errors={"json": {"until": ["at most 90 days ahead"]}})
+        raise Unprocessable(
+            "A snooze may last at most 90 days.", errors={"json": {"until": ["at most 90 days ahead"]}}
+        )
     before = alert.status
     alert.status = "snoozed"
     alert.snoozed_until = until
     alert.updated_at = now
-    _event(session, alert, action="snoozed", at=now, from_status=before,
-           actor_id=actor_id, actor_role="clinician",
-           note=note if note else f"until {until.isoformat()}")
+    _event(
+        session,
+        alert,
+        action="snoozed",
+        at=now,
+        from_status=before,
+        actor_id=actor_id,
+        actor_role="clinician",
+        note=note if note else f"until {until.isoformat()}",
+    )
     return alert
 
 
@@ -449,15 +477,23 @@ def resolve_alert(
     alert.resolution_note = note
     alert.snoozed_until = None
     alert.updated_at = now
-    _event(session, alert, action="resolved", at=now, from_status=before,
-           actor_id=actor_id, actor_role="clinician", note=note)
+    _event(
+        session,
+        alert,
+        action="resolved",
+        at=now,
+        from_status=before,
+        actor_id=actor_id,
+        actor_role="clinician",
+        note=note,
+    )
     return alert
 
 
 # ------------------------------------------------------------------ scheduled upkeep
 
 
-def expire_snoozes(session: Session, *, now: datetime, settings: Settings | None = None) -> int:
+def expire_snoozes(session: Session, *, now: datetime, settings: Settings) -> int:
     """Snoozed alerts whose time is up are open again (and urgent ones re-emailed)."""
     due = list(
         session.scalars(
@@ -472,27 +508,23 @@ def expire_snoozes(session: Session, *, now: datetime, settings: Settings | None
         alert.updated_at = now
         _event(session, alert, action="snooze_expired", at=now, from_status="snoozed")
         if alert.severity == "urgent":
-            _renotify(session, alert, now=now, settings=_settings(settings))
+            _renotify(session, alert, now=now, settings=settings)
     return len(due)
 
 
 def _renotify(session: Session, alert: Alert, *, now: datetime, settings: Settings) -> int:
     round_no = max(1, alert.notify_count)
-    queued = queue_alert_emails(session, alert=alert, settings=settings, now=now,
-                                round_no=round_no)
+    queued = queue_alert_emails(session, alert=alert, settings=settings, now=now, round_no=round_no)
     alert.notify_count = round_no + 1
     alert.last_notified_at = now
-    _event(session, alert, action="renotified", at=now, from_status=alert.status,
-           note=f"round {round_no}")
+    _event(session, alert, action="renotified", at=now, from_status=alert.status, note=f"round {round_no}")
     return queued
 
 
-def renotify_unacknowledged(
-    session: Session, *, now: datetime, settings: Settings | None = None
-) -> int:
+def renotify_unacknowledged(session: Session, *, now: datetime, settings: Settings) -> int:
     """Email urgent alerts again that nobody acknowledged within
     `alert_renotify_hours` of the last notification."""
-    resolved = _settings(settings)
+    resolved = settings
     if resolved.alert_renotify_hours <= 0:
         return 0
     cutoff = now - timedelta(hours=resolved.alert_renotify_hours)

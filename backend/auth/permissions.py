@@ -1,8 +1,7 @@
-"""Who may touch which patient: the one place that decides.
+"""Who is signed in: the bearer token of the request, checked against the account.
 
-A patient reaches only her own record (`me` or her own id); a clinician only the
-patients of her care teams. Anything else is answered 404, the same as a record
-that does not exist, so ids cannot be probed.
+Which patient that principal may reach is decided in one place,
+`backend.patients.access`.
 """
 
 from __future__ import annotations
@@ -11,15 +10,14 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import g, request
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from backend.audit import record_audit
 from backend.auth.models import TeamMembership, User
+from backend.auth.principal import Principal
 from backend.auth.tokens import ACCESS_TYP, decode_token
-from backend.errors import Forbidden, NotFound, Unauthorized
-from backend.patients.models import Patient
-from backend.web import Principal, db, settings
+from backend.errors import Forbidden, Unauthorized
+from backend.web import db, settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,33 +26,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 _ACCOUNT = select(User.role, User.is_active).where(User.id == bindparam("user_id"))
 
 
-def _patient_query(own: bool, me: bool, for_update: bool) -> Select[Patient]:
-    if own:  # a patient: her own record, by id or as "me"
-        stmt = select(Patient).where(Patient.user_id == bindparam("user_id"))
-        if not me:
-            stmt = stmt.where(Patient.id == bindparam("pid"))
-    else:  # a clinician: a patient of one of her teams
-        stmt = select(Patient).where(
-            Patient.id == bindparam("pid"),
-            Patient.care_team_id.in_(
-                select(TeamMembership.team_id).where(TeamMembership.user_id == bindparam("user_id"))),
-        )
-    return stmt.with_for_update() if for_update else stmt
-
-
-_PATIENT_QUERIES = {(own, me, lock): _patient_query(own, me, lock)
-                    for own, me in ((True, True), (True, False), (False, False))
-                    for lock in (True, False)}  # a clinician has no "me"
-
-
 def current_principal() -> Principal:
     principal: Principal | None = g.get("principal")
     if principal is None:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
-            raise Unauthorized("A bearer access token is required.",
-                               headers={"WWW-Authenticate": "Bearer"})
+            raise Unauthorized("A bearer access token is required.", headers={"WWW-Authenticate": "Bearer"})
         claims = decode_token(settings(), token.strip(), expected_typ=ACCESS_TYP)
         # Looked up on every request, so that a deactivated account stops at once
         # (two columns, not the whole account).
@@ -74,25 +52,4 @@ def require_clinician() -> Principal:
 
 
 def clinician_team_ids(session: Session, user_id: str) -> list[str]:
-    return list(
-        session.scalars(select(TeamMembership.team_id).where(TeamMembership.user_id == user_id))
-    )
-
-
-def load_patient_for(
-    session: Session, principal: Principal, pid: str, *, for_update: bool = False
-) -> Patient:
-    """The patient `pid` if `principal` may reach her, else NotFound."""
-    if principal.role != "patient" and pid == "me":
-        raise NotFound("No such patient.")
-    stmt = _PATIENT_QUERIES[(principal.role == "patient", pid == "me", for_update)]
-    patient = session.scalars(stmt, {"user_id": principal.user_id, "pid": pid}).one_or_none()
-    if patient is None:
-        # Refused attempts are part of the trail too; committed now, because the
-        # request's transaction is rolled back with the error.
-        record_audit(session, actor_id=principal.user_id, actor_role=principal.role,
-                     action="patient.access", outcome="denied", resource_type="patient",
-                     resource_id=pid[:64])
-        session.commit()
-        raise NotFound("No such patient.")
-    return patient
+    return list(session.scalars(select(TeamMembership.team_id).where(TeamMembership.user_id == user_id)))

@@ -155,8 +155,7 @@ def batch_trends(
     rho = np.divide(lag, ss, out=np.zeros(n_p), where=(ss > 0) & (n_in >= 3))
     rho = np.clip(rho, 0.0, MAX_RHO)
     n_eff = n_in * (1.0 - rho) / (1.0 + rho)
-    cells_in = np.bincount(cell_patient[np.unique(ci)], minlength=n_p) if ci.size else \
-        np.zeros(n_p, np.int64)
+    cells_in = np.bincount(cell_patient[np.unique(ci)], minlength=n_p) if ci.size else np.zeros(n_p, np.int64)
     tci = ti - _cell_mean(ci, np.ones(ti.size), ti, n_c)[ci]
     sxx_in = np.bincount(pi, weights=tci * tci, minlength=n_p)
     df_resid = n_in - 1 - cells_in
@@ -171,11 +170,15 @@ def batch_trends(
     half = q * se
     first = np.concatenate(([0], np.cumsum(n_all)[:-1]))
     last = np.maximum(first + n_all - 1, 0)
-    span = np.where(n_all > 0, t[np.minimum(last, max(t.size - 1, 0))] - t[first.clip(
-        0, max(t.size - 1, 0))], 0.0) if t.size else np.zeros(n_p)
+    span = (
+        np.where(
+            n_all > 0, t[np.minimum(last, max(t.size - 1, 0))] - t[first.clip(0, max(t.size - 1, 0))], 0.0
+        )
+        if t.size
+        else np.zeros(n_p)
+    )
 
-    q_dec = stats.t.ppf(0.5 + thresholds.rapid_decline_confidence / 2.0,
-                        np.maximum(1, np.floor(n_eff) - 2))
+    q_dec = stats.t.ppf(0.5 + thresholds.rapid_decline_confidence / 2.0, np.maximum(1, np.floor(n_eff) - 2))
     upper_dec = slope + q_dec * se
     verdict = np.full(n_p, "stable", dtype="<U17")
     ci_low, ci_high = slope - half, slope + half
@@ -185,9 +188,7 @@ def batch_trends(
         upper_dec < thresholds.rapid_decline_ci_high_below_ml_per_year
     )
     verdict[rapid] = "rapid_decline"
-    insufficient = (
-        ~ok | (n_all < thresholds.trend_min_readings) | (span < thresholds.trend_min_span_days)
-    )
+    insufficient = ~ok | (n_all < thresholds.trend_min_readings) | (span < thresholds.trend_min_span_days)
     verdict[insufficient] = "insufficient_data"
     return BatchTrends(
         slope_ml_per_year=slope,

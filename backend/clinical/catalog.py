@@ -79,14 +79,18 @@ LAM_EVENT_KINDS = (
 INTERACTING_DRUGS: dict[str, str] = {
     **dict.fromkeys(
         (
-            "ketoconazole", "voriconazole", "itraconazole", "posaconazole",
-            "clarithromycin", "erythromycin", "telithromycin", "grapefruit",
+            "ketoconazole",
+            "voriconazole",
+            "itraconazole",
+            "posaconazole",
+            "clarithromycin",
+            "erythromycin",
+            "telithromycin",
+            "grapefruit",
         ),
         "inhibitor",
     ),
-    **dict.fromkeys(
-        ("rifampin", "rifabutin", "carbamazepine", "phenytoin", "st_johns_wort"), "inducer"
-    ),
+    **dict.fromkeys(("rifampin", "rifabutin", "carbamazepine", "phenytoin", "st_johns_wort"), "inducer"),
     "cannabidiol": "warning",
 }
 

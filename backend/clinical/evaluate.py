@@ -85,10 +85,12 @@ def _percent_slope(
 ) -> float | None:
     """Slope of FEV1 % predicted per year: d(100 F/P)/dt = 100 (F'/P - F P'/P^2)."""
     a0, a1 = age_on(facts.date_of_birth, first), age_on(facts.date_of_birth, last)
-    r0 = fev1_reference(sex_at_birth=facts.sex_at_birth, age_years=a0,
-                        height_cm=facts.height_cm, fev1_l=max(level_l, 0.1))
-    r1 = fev1_reference(sex_at_birth=facts.sex_at_birth, age_years=a1,
-                        height_cm=facts.height_cm, fev1_l=max(level_l, 0.1))
+    r0 = fev1_reference(
+        sex_at_birth=facts.sex_at_birth, age_years=a0, height_cm=facts.height_cm, fev1_l=max(level_l, 0.1)
+    )
+    r1 = fev1_reference(
+        sex_at_birth=facts.sex_at_birth, age_years=a1, height_cm=facts.height_cm, fev1_l=max(level_l, 0.1)
+    )
     if r0 is None or r1 is None:
         return None
     p = (r0.predicted_l + r1.predicted_l) / 2.0
@@ -97,13 +99,23 @@ def _percent_slope(
     return 100.0 * ((slope_ml / 1000.0) / p - level_l * dp / (p * p))
 
 
-def _segment_trend(series: DailySeries, seg: Segment, as_of_day: int,
-                   thresholds: Thresholds) -> tuple[TrendSegment, SlopeEstimate | None]:
+def _segment_trend(
+    series: DailySeries, seg: Segment, as_of_day: int, thresholds: Thresholds
+) -> tuple[TrendSegment, SlopeEstimate | None]:
     last = as_of_day if seg.last_day is None else min(seg.last_day, as_of_day)
     first = max(seg.first_day, last - 2 * thresholds.trend_window_days + 1)
     part = series.between(first, last)
-    est = robust_slope(part.day, part.fev1_l, part.device, confidence=thresholds.trend_confidence,
-                       outlier_z=thresholds.outlier_robust_z) if len(part) >= 2 else None
+    est = (
+        robust_slope(
+            part.day,
+            part.fev1_l,
+            part.device,
+            confidence=thresholds.trend_confidence,
+            outlier_z=thresholds.outlier_robust_z,
+        )
+        if len(part) >= 2
+        else None
+    )
     v = verdict(est, thresholds)
     start = day_to_date(int(part.day[0])) if len(part) else day_to_date(max(first, 1))
     end = day_to_date(int(part.day[-1])) if len(part) else day_to_date(max(last, 1))
@@ -133,29 +145,49 @@ def compute_trend(
     """Trailing-window trend in the current treatment segment, plus segments."""
     zone = ZoneInfo(facts.timezone)
     as_of_day = as_of.astimezone(zone).date().toordinal()
-    segs = treatment_segments([r for r in regimens if r.effective_at <= as_of],
-                              facts.timezone, thresholds)
+    segs = treatment_segments([r for r in regimens if r.effective_at <= as_of], facts.timezone, thresholds)
     current = segs[-1]
     first = max(as_of_day - thresholds.trend_window_days + 1, current.first_day)
     part = series.between(first, as_of_day)
-    est = robust_slope(part.day, part.fev1_l, part.device, confidence=thresholds.trend_confidence,
-                       outlier_z=thresholds.outlier_robust_z) if len(part) >= 2 else None
+    est = (
+        robust_slope(
+            part.day,
+            part.fev1_l,
+            part.device,
+            confidence=thresholds.trend_confidence,
+            outlier_z=thresholds.outlier_robust_z,
+        )
+        if len(part) >= 2
+        else None
+    )
     v = verdict(est, thresholds)
     confirm = thresholds.rapid_decline_confirm_days
     if v == "rapid_decline" and est is not None and confirm > 0:
         # the verdict must also hold on the window ending `confirm` days earlier
         end = as_of_day - confirm
-        earlier = series.between(max(end - thresholds.trend_window_days + 1, current.first_day),
-                                 end)
-        est2 = robust_slope(earlier.day, earlier.fev1_l, earlier.device,
-                            confidence=thresholds.trend_confidence,
-                            outlier_z=thresholds.outlier_robust_z) if len(earlier) >= 2 else None
+        earlier = series.between(max(end - thresholds.trend_window_days + 1, current.first_day), end)
+        est2 = (
+            robust_slope(
+                earlier.day,
+                earlier.fev1_l,
+                earlier.device,
+                confidence=thresholds.trend_confidence,
+                outlier_z=thresholds.outlier_robust_z,
+            )
+            if len(earlier) >= 2
+            else None
+        )
         if verdict(est2, thresholds) != "rapid_decline":
             v = "declining" if est.ci_high < 0 else "stable"
     pct = None
     if est is not None and len(part) >= 2:
-        pct = _percent_slope(facts, est.slope_ml_per_year, est.intercept_l,
-                             day_to_date(int(part.day[0])), day_to_date(int(part.day[-1])))
+        pct = _percent_slope(
+            facts,
+            est.slope_ml_per_year,
+            est.intercept_l,
+            day_to_date(int(part.day[0])),
+            day_to_date(int(part.day[-1])),
+        )
     segments: list[TrendSegment] = []
     effect = effect_lo = effect_hi = None
     if with_segments:
@@ -169,7 +201,7 @@ def compute_trend(
         usable = {ts.label for ts in segments if ts.verdict != "insufficient_data"}
         if before is not None and on is not None and {"before_treatment", "on_treatment"} <= usable:
             z = NormalDist().inv_cdf(0.5 + thresholds.trend_confidence / 2)
-            se = (before.se_ml_per_year ** 2 + on.se_ml_per_year ** 2) ** 0.5
+            se = (before.se_ml_per_year**2 + on.se_ml_per_year**2) ** 0.5
             effect = round(on.slope_ml_per_year - before.slope_ml_per_year, 1)
             effect_lo, effect_hi = round(effect - z * se, 1), round(effect + z * se, 1)
     result = TrendResult(
@@ -222,9 +254,7 @@ def _fev1_alerts(
     return out
 
 
-def evaluate_patient(
-    history: PatientHistory, *, as_of: datetime, thresholds: Thresholds
-) -> Evaluation:
+def evaluate_patient(history: PatientHistory, *, as_of: datetime, thresholds: Thresholds) -> Evaluation:
     """All rules for one patient at `as_of` (aware datetime)."""
     if as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware")
@@ -256,23 +286,24 @@ def evaluate_prepared(
     clinic = latest_clinic(history.readings, thresholds, as_of=as_of)
     regimens = [r for r in history.regimens if r.effective_at <= as_of]
     if trend is None:
-        trend = compute_trend(facts, series, regimens, as_of, thresholds, clinic,
-                              with_segments=with_segments)
+        trend = compute_trend(facts, series, regimens, as_of, thresholds, clinic, with_segments=with_segments)
     trend_result, segment = trend
-    candidates: list[AlertCandidate] = _fev1_alerts(history, series, trend_result, segment, as_of,
-                                                    thresholds)
-    treated = on_treatment(regimens, as_of) or (
-        not regimens and facts.treatment_status == "on_sirolimus"
-    )
-    below = rules.fev1_below_start_criterion(facts, series, clinic, as_of, thresholds,
-                                             treated=treated)
+    candidates: list[AlertCandidate] = _fev1_alerts(history, series, trend_result, segment, as_of, thresholds)
+    treated = on_treatment(regimens, as_of) or (not regimens and facts.treatment_status == "on_sirolimus")
+    below = rules.fev1_below_start_criterion(facts, series, clinic, as_of, thresholds, treated=treated)
     if below is not None:
         candidates.append(below)
 
     troughs = [x for x in history.troughs if x.drawn_at <= as_of]
     doses = [d for d in history.doses if d.taken_at <= as_of]
-    schedule = trough_schedule(regimens, troughs, facts.timezone, as_of, thresholds,
-                               assume_on_treatment=facts.treatment_status == "on_sirolimus")
+    schedule = trough_schedule(
+        regimens,
+        troughs,
+        facts.timezone,
+        as_of,
+        thresholds,
+        assume_on_treatment=facts.treatment_status == "on_sirolimus",
+    )
     due = rules.trough_schedule_alert(current_item(schedule))
     if due is not None:
         candidates.append(due)
@@ -295,8 +326,10 @@ def evaluate_prepared(
             if ev_alert is not None:
                 candidates.append(ev_alert)
 
-    last_home = max((r.measured_at for r in history.readings
-                     if r.setting == "home" and r.measured_at <= as_of), default=None)
+    last_home = max(
+        (r.measured_at for r in history.readings if r.setting == "home" and r.measured_at <= as_of),
+        default=None,
+    )
     overdue = rules.readings_overdue(facts, last_home, as_of, thresholds)
     if overdue is not None:
         candidates.append(overdue)

@@ -64,31 +64,36 @@ def prefetch(sex_at_birth: str, points: Iterable[tuple[float, float]]) -> None:
     gives the same values) instead of one table lookup per point; a batch of
     sessions then finds them cached. Points out of range are left to `_reference`."""
     sex = 0 if sex_at_birth == "female" else 1
-    keys = {(round(age, 2), round(height, 1)) for age, height in points
-            if MIN_AGE <= age <= MAX_AGE and height > 0}
+    keys = {
+        (round(age, 2), round(height, 1))
+        for age, height in points
+        if MIN_AGE <= age <= MAX_AGE and height > 0
+    }
     for parameter in (BOWERMAN_2022.Parameters.FEV1, BOWERMAN_2022.Parameters.FVC):
         missing = [k for k in keys if (sex, k[0], k[1], parameter) not in _LMS_CACHE]
         if len(missing) < 2:
             continue
         ages = np.array([k[0] for k in missing], dtype=np.float64)
         heights = np.array([k[1] for k in missing], dtype=np.float64)
-        lam, mu, sigma, na = _EQUATION._lms_arrays(np.full(len(missing), sex), ages, heights,
-                                                   None, parameter)
+        lam, mu, sigma, na = _EQUATION._lms_arrays(np.full(len(missing), sex), ages, heights, None, parameter)
         for i, (age, height) in enumerate(missing):
             if not na[i]:
-                _remember((sex, age, height, parameter),
-                          (float(lam[i]), float(mu[i]), float(sigma[i])))
+                _remember((sex, age, height, parameter), (float(lam[i]), float(mu[i]), float(sigma[i])))
 
 
 def _reference(
     parameter: int, *, sex_at_birth: str, age_years: float, height_cm: float, measured_l: float
 ) -> ReferenceValue | None:
-    return references(parameter, sex_at_birth=sex_at_birth, height_cm=height_cm,
-                      points=[(age_years, measured_l)])[0]
+    return references(
+        parameter, sex_at_birth=sex_at_birth, height_cm=height_cm, points=[(age_years, measured_l)]
+    )[0]
 
 
 def references(
-    parameter: int, *, sex_at_birth: str, height_cm: float,
+    parameter: int,
+    *,
+    sex_at_birth: str,
+    height_cm: float,
     points: Iterable[tuple[float, float | None]],
 ) -> list[ReferenceValue | None]:
     """Predicted, LLN, % predicted and z for many (age, measured value) points
@@ -100,8 +105,7 @@ def references(
     cache_get = _LMS_CACHE.get
     out: list[ReferenceValue | None] = []
     for age_years, measured_l in points:
-        if (measured_l is None or not (MIN_AGE <= age_years <= MAX_AGE) or measured_l <= 0
-                or height_cm <= 0):
+        if measured_l is None or not (MIN_AGE <= age_years <= MAX_AGE) or measured_l <= 0 or height_cm <= 0:
             out.append(None)
             continue
         age_key = round(age_years, 2)
@@ -109,8 +113,9 @@ def references(
         lam, mu, sigma = lms if lms is not None else _lms(sex, age_key, height_key, parameter)
         z = ((measured_l / mu) ** lam - 1.0) / (lam * sigma)
         lln = mu * (1.0 + lam * sigma * LLN_Z) ** (1.0 / lam)
-        out.append(ReferenceValue(round(mu, 3), round(lln, 3), round(100.0 * measured_l / mu, 2),
-                                  round(z, 3)))
+        out.append(
+            ReferenceValue(round(mu, 3), round(lln, 3), round(100.0 * measured_l / mu, 2), round(z, 3))
+        )
     return out
 
 

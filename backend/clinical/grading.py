@@ -64,12 +64,8 @@ def _grade(acceptable: Sequence[float], usable: Sequence[float]) -> str:
 def grade_session(blows: Sequence[Blow]) -> SessionGrade:
     fev1_ok = [b.fev1_l for b in blows if b.fev1_acceptable and b.fev1_l is not None]
     fvc_ok = [b.fvc_l for b in blows if b.fvc_acceptable and b.fvc_l is not None]
-    fev1_usable = [
-        b.fev1_l for b in blows if (b.usable or b.fev1_acceptable) and b.fev1_l is not None
-    ]
-    fvc_usable = [
-        b.fvc_l for b in blows if (b.usable or b.fvc_acceptable) and b.fvc_l is not None
-    ]
+    fev1_usable = [b.fev1_l for b in blows if (b.usable or b.fev1_acceptable) and b.fev1_l is not None]
+    fvc_usable = [b.fvc_l for b in blows if (b.usable or b.fvc_acceptable) and b.fvc_l is not None]
     best_fev1 = max(fev1_ok or fev1_usable, default=None)
     best_fvc = max(fvc_ok or fvc_usable, default=None)
     return SessionGrade(

@@ -110,8 +110,13 @@ class ChunkSeries:
     def of(self, code: int) -> DailySeries:
         a, b = int(self.start[code]), int(self.start[code + 1])
         first = int(self.first_home_day[code])
-        return DailySeries(self.day[a:b], self.fev1_l[a:b], self.device[a:b],
-                           self.n_sessions[a:b], None if first < 0 else first)
+        return DailySeries(
+            self.day[a:b],
+            self.fev1_l[a:b],
+            self.device[a:b],
+            self.n_sessions[a:b],
+            None if first < 0 else first,
+        )
 
 
 def chunk_series(
@@ -157,8 +162,12 @@ def chunk_series(
         order = np.lexsort((device[idx], fev1_l[idx], t_us[idx], patient[idx]))
         s = idx[order]
         dup = np.zeros(s.size, bool)
-        dup[1:] = ((patient[s[1:]] == patient[s[:-1]]) & (t_us[s[1:]] == t_us[s[:-1]])
-                   & (fev1_l[s[1:]] == fev1_l[s[:-1]]) & (device[s[1:]] == device[s[:-1]]))
+        dup[1:] = (
+            (patient[s[1:]] == patient[s[:-1]])
+            & (t_us[s[1:]] == t_us[s[:-1]])
+            & (fev1_l[s[1:]] == fev1_l[s[:-1]])
+            & (device[s[1:]] == device[s[:-1]])
+        )
         idx = np.sort(s[~dup])
     p, d, v, dv = patient[idx], day[idx], fev1_l[idx], device[idx]
     # device codes by first appearance within the patient (as home_series numbers them)
@@ -195,8 +204,15 @@ def chunk_series(
         out_p = out_d = dev = out_n = np.empty(0, np.int64)
         val = np.empty(0, np.float64)
     start = np.searchsorted(out_p, np.arange(n + 1), side="left").astype(np.int64)
-    return ChunkSeries(out_p.astype(np.int64), out_d.astype(np.int64), val.astype(np.float64),
-                       dev.astype(np.int64), out_n, start, first_home)
+    return ChunkSeries(
+        out_p.astype(np.int64),
+        out_d.astype(np.int64),
+        val.astype(np.float64),
+        dev.astype(np.int64),
+        out_n,
+        start,
+        first_home,
+    )
 
 
 def trend_screen(
@@ -220,15 +236,24 @@ def trend_screen(
     n = series.start.size - 1
     p = series.patient
     inwin = include[p] & (series.day >= first_day[p]) & (series.day <= last_day[p])
-    bt = batch_trends(p[inwin], series.day[inwin].astype(np.float64), series.fev1_l[inwin],
-                      thresholds, device=series.device[inwin], n_patients=n)
+    bt = batch_trends(
+        p[inwin],
+        series.day[inwin].astype(np.float64),
+        series.fev1_l[inwin],
+        thresholds,
+        device=series.device[inwin],
+        n_patients=n,
+    )
     # the same days the exact estimator sees: count and span are exact
     few = (bt.n_readings < max(2, thresholds.trend_min_readings)) | (
-        bt.span_days < thresholds.trend_min_span_days)
+        bt.span_days < thresholds.trend_min_span_days
+    )
     from scipy import stats
 
-    q_dec = stats.t.ppf(0.5 + thresholds.rapid_decline_confidence / 2.0,
-                        np.maximum(1, np.floor(np.nan_to_num(bt.effective_n)) - 2))
+    q_dec = stats.t.ppf(
+        0.5 + thresholds.rapid_decline_confidence / 2.0,
+        np.maximum(1, np.floor(np.nan_to_num(bt.effective_n)) - 2),
+    )
     upper = bt.slope_ml_per_year + q_dec * bt.se_ml_per_year
     with np.errstate(invalid="ignore"):
         clear_slope = bt.slope_ml_per_year > thresholds.rapid_decline_ml_per_year + margin

@@ -41,8 +41,9 @@ def first_flags(
     found: dict[str, date] = {}
     day = start
     while day <= end:
-        ev = evaluate_prepared(history, series, as_of=end_of_local_day(day, tz),
-                               thresholds=thresholds, with_segments=False)
+        ev = evaluate_prepared(
+            history, series, as_of=end_of_local_day(day, tz), thresholds=thresholds, with_segments=False
+        )
         for c in ev.candidates:
             found.setdefault(c.rule, day)
         day += timedelta(days=step_days)
@@ -83,8 +84,13 @@ def fev1_first_flags(
     seg0 = -(10**9) if segment_start_day is None else segment_start_day
 
     def default_fn(s: DailySeries) -> SlopeEstimate | None:
-        return robust_slope(s.day, s.fev1_l, s.device, confidence=thresholds.trend_confidence,
-                            outlier_z=thresholds.outlier_robust_z)
+        return robust_slope(
+            s.day,
+            s.fev1_l,
+            s.device,
+            confidence=thresholds.trend_confidence,
+            outlier_z=thresholds.outlier_robust_z,
+        )
 
     fn = slope_fn or default_fn
 
@@ -112,9 +118,13 @@ def fev1_first_flags(
                 if n >= thresholds.trend_min_readings and (
                     series.day[hi - 1] - series.day[lo] >= thresholds.trend_min_span_days
                 ):
-                    part = DailySeries(series.day[lo:hi], series.fev1_l[lo:hi],
-                                       series.device[lo:hi], series.n_sessions[lo:hi],
-                                       series.first_home_day)
+                    part = DailySeries(
+                        series.day[lo:hi],
+                        series.fev1_l[lo:hi],
+                        series.device[lo:hi],
+                        series.n_sessions[lo:hi],
+                        series.first_home_day,
+                    )
                     est = fn(part)
                     last_flag = dec(est)
                 else:

@@ -150,9 +150,7 @@ def personal_noise_sd(
     return 1.4826 * mad / np.sqrt(2.0), n_pairs
 
 
-def find_acute_drop(
-    series: DailySeries, as_of_day: int, thresholds: Thresholds
-) -> AcuteDrop | None:
+def find_acute_drop(series: DailySeries, as_of_day: int, thresholds: Thresholds) -> AcuteDrop | None:
     """Bjortuft 1993: FEV1 >= 10 % below the mean of the previous 7 days,
     persisting >= 2 days, and (product rule) clear of the patient's own noise.
 
@@ -309,8 +307,7 @@ def fev1_drop_with_symptoms(
     (drop onset or as_of, minus `symptom_window_days`).
     """
     symptoms = sorted(
-        (r for r in side_effects
-         if since <= r.onset_at <= as_of and is_respiratory_symptom(r, thresholds)),
+        (r for r in side_effects if since <= r.onset_at <= as_of and is_respiratory_symptom(r, thresholds)),
         key=lambda r: r.onset_at,
     )
     if not symptoms:
@@ -338,8 +335,7 @@ def fev1_drop_with_symptoms(
             f"or pneumonitis / infection? " + fev1_alert.explanation
         ),
         patient_message=(
-            "Your breathing tests are lower than usual and you reported new symptoms. "
-            + CARE_TEAM_TODAY
+            "Your breathing tests are lower than usual and you reported new symptoms. " + CARE_TEAM_TODAY
         ),
     )
 
@@ -366,12 +362,13 @@ def fev1_below_start_criterion(
         return None
     zone = ZoneInfo(facts.timezone)
     today = as_of.astimezone(zone).date()
-    recent = series.between(today.toordinal() - thresholds.start_criterion_home_days + 1,
-                            today.toordinal())
+    recent = series.between(today.toordinal() - thresholds.start_criterion_home_days + 1, today.toordinal())
     if len(recent) >= thresholds.start_criterion_min_readings:
         value = float(np.median(recent.fev1_l))
-        source = f"median of {len(recent)} home reading days in the last " \
-                 f"{thresholds.start_criterion_home_days} days"
+        source = (
+            f"median of {len(recent)} home reading days in the last "
+            f"{thresholds.start_criterion_home_days} days"
+        )
         on = today
     elif clinic is not None and (as_of - clinic.measured_at) <= timedelta(days=365):
         value = clinic.fev1_l
@@ -379,9 +376,12 @@ def fev1_below_start_criterion(
         source = f"clinic spirometry on {on.isoformat()}"
     else:
         return None
-    ref = fev1_reference(sex_at_birth=facts.sex_at_birth,
-                         age_years=age_on(facts.date_of_birth, on),
-                         height_cm=facts.height_cm, fev1_l=value)
+    ref = fev1_reference(
+        sex_at_birth=facts.sex_at_birth,
+        age_years=age_on(facts.date_of_birth, on),
+        height_cm=facts.height_cm,
+        fev1_l=value,
+    )
     if ref is None or ref.percent_predicted >= thresholds.start_criterion_pct_predicted:
         return None
     return AlertCandidate(
@@ -442,8 +442,7 @@ def trough_schedule_alert(item: TroughScheduleItem | None) -> AlertCandidate | N
                 f"{item.window_end.isoformat()}, missed after {item.missed_after.isoformat()})."
             ),
             patient_message=(
-                "Your sirolimus blood test is overdue. Please contact your care team to "
-                "arrange it."
+                "Your sirolimus blood test is overdue. Please contact your care team to arrange it."
             ),
         )
     return AlertCandidate(
@@ -469,8 +468,12 @@ def current_daily_dose(regimens: Iterable[RegimenEvent], at: datetime) -> float 
     dose = None
     last = None
     for r in regimens:
-        if (r.kind in ("start", "dose_change", "resume") and r.daily_dose_mg is not None
-                and r.effective_at <= at and (last is None or r.effective_at > last)):
+        if (
+            r.kind in ("start", "dose_change", "resume")
+            and r.daily_dose_mg is not None
+            and r.effective_at <= at
+            and (last is None or r.effective_at > last)
+        ):
             last, dose = r.effective_at, r.daily_dose_mg
     return dose
 
@@ -492,18 +495,14 @@ def trough_out_of_range(
     - otherwise a dose question; the proportional adjustment new = current x
       target / measured is shown as information, never as a prescription.
     """
-    low = facts.trough_target_low if facts.trough_target_low is not None \
-        else thresholds.trough_target_low
-    high = facts.trough_target_high if facts.trough_target_high is not None \
-        else thresholds.trough_target_high
+    low = facts.trough_target_low if facts.trough_target_low is not None else thresholds.trough_target_low
+    high = facts.trough_target_high if facts.trough_target_high is not None else thresholds.trough_target_high
     v = trough.value_ng_ml
     if low <= v <= high or flags.before_steady_state:
         return None
     direction = "low" if v < low else "high"
     since = trough.drawn_at - timedelta(days=thresholds.adherence_lookback_days)
-    missed = sum(
-        1 for d in doses if d.status == "missed" and since <= d.taken_at <= trough.drawn_at
-    )
+    missed = sum(1 for d in doses if d.status == "missed" and since <= d.taken_at <= trough.drawn_at)
     dose = current_daily_dose(regimens, trough.drawn_at)
     numbers: dict[str, NumberLike] = {
         "value_ng_ml": v,
@@ -634,8 +633,7 @@ def lam_event_alert(event: LamEvent, thresholds: Thresholds) -> AlertCandidate |
         numbers={"kind": event.kind, "occurred_at": event.occurred_at.isoformat()},
         explanation=(
             f"LAM event reported: {event.kind.replace('_', ' ')} on "
-            f"{event.occurred_at.date().isoformat()}."
-            + (" Same-day review." if urgent else "")
+            f"{event.occurred_at.date().isoformat()}." + (" Same-day review." if urgent else "")
         ),
         patient_message=message,
     )

@@ -55,7 +55,10 @@ class DailySeries:
         """The part of the series on or before `last_day` (no copy)."""
         end = int(np.searchsorted(self.day, last_day, side="right"))
         return DailySeries(
-            self.day[:end], self.fev1_l[:end], self.device[:end], self.n_sessions[:end],
+            self.day[:end],
+            self.fev1_l[:end],
+            self.device[:end],
+            self.n_sessions[:end],
             self.first_home_day,
         )
 
@@ -63,14 +66,20 @@ class DailySeries:
         start = int(np.searchsorted(self.day, first_day, side="left"))
         end = int(np.searchsorted(self.day, last_day, side="right"))
         return DailySeries(
-            self.day[start:end], self.fev1_l[start:end], self.device[start:end],
-            self.n_sessions[start:end], self.first_home_day,
+            self.day[start:end],
+            self.fev1_l[start:end],
+            self.device[start:end],
+            self.n_sessions[start:end],
+            self.first_home_day,
         )
 
 
 EMPTY_SERIES = DailySeries(
-    np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.int64),
-    np.empty(0, np.int64), None,
+    np.empty(0, np.int64),
+    np.empty(0, np.float64),
+    np.empty(0, np.int64),
+    np.empty(0, np.int64),
+    None,
 )
 
 
@@ -139,12 +148,18 @@ def home_series(
         devices.append(r.device_id)
     if not days:
         return DailySeries(
-            EMPTY_SERIES.day, EMPTY_SERIES.fev1_l, EMPTY_SERIES.device,
-            EMPTY_SERIES.n_sessions, first_home,
+            EMPTY_SERIES.day,
+            EMPTY_SERIES.fev1_l,
+            EMPTY_SERIES.device,
+            EMPTY_SERIES.n_sessions,
+            first_home,
         )
     codes = _device_codes(devices)
     return series_from_arrays(
-        np.asarray(days, np.int64), np.asarray(values, np.float64), codes, thresholds,
+        np.asarray(days, np.int64),
+        np.asarray(values, np.float64),
+        codes,
+        thresholds,
         first_home_day=first_home,
     )
 
@@ -168,17 +183,13 @@ def series_from_arrays(
         return DailySeries(day, fev1_l, device, np.empty(0, np.int64), first_home_day)
     first = int(day.min()) if first_home_day is None else first_home_day
     keep = day >= first + thresholds.learning_days
-    d, v, dev, n = aggregate_daily(
-        day[keep], fev1_l[keep], device[keep], thresholds.daily_aggregate
-    )
+    d, v, dev, n = aggregate_daily(day[keep], fev1_l[keep], device[keep], thresholds.daily_aggregate)
     return DailySeries(d, v, dev, n, first)
 
 
 def _device_codes(devices: Sequence[str | None]) -> IntArray:
     mapping: dict[str | None, int] = {}
-    return np.fromiter(
-        (mapping.setdefault(x, len(mapping)) for x in devices), np.int64, len(devices)
-    )
+    return np.fromiter((mapping.setdefault(x, len(mapping)) for x in devices), np.int64, len(devices))
 
 
 def latest_clinic(

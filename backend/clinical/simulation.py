@@ -48,8 +48,13 @@ MILES_PLACEBO_SLOPE = -144.0  # -12 mL/month
 MILES_SIROLIMUS_SLOPE = 12.0  # +1 mL/month
 
 TIMEZONES = (
-    "Europe/London", "America/New_York", "Australia/Sydney", "Pacific/Auckland",
-    "Europe/Berlin", "Asia/Tokyo", "America/Los_Angeles",
+    "Europe/London",
+    "America/New_York",
+    "Australia/Sydney",
+    "Pacific/Auckland",
+    "Europe/Berlin",
+    "Asia/Tokyo",
+    "America/Los_Angeles",
 )
 GRADES = np.array(["A", "B", "C", "D", "E", "U", "F"])
 GRADE_P = np.array([0.70, 0.12, 0.08, 0.04, 0.03, 0.02, 0.01])
@@ -132,7 +137,7 @@ def _reading_days(rng: np.random.Generator, cfg: CohortConfig) -> IntArray:
     n_gaps = rng.poisson(cfg.gaps_per_year * cfg.days / 365.25)
     for _ in range(n_gaps):
         g0 = int(rng.integers(30, max(31, cfg.days)))
-        keep[g0:g0 + int(rng.integers(7, 22))] = False
+        keep[g0 : g0 + int(rng.integers(7, 22))] = False
     keep[0] = True  # the first session marks the start of home monitoring
     return np.flatnonzero(keep).astype(np.int64)
 
@@ -160,14 +165,17 @@ def simulate_fev1(
     truth = base + slope / 1000.0 * years
     if start_day is not None and on_slope is not None:
         after = all_days >= start_day
-        truth[after] = (base + slope / 1000.0 * start_day / 365.25
-                        + on_slope / 1000.0 * (all_days[after] - start_day) / 365.25)
+        truth[after] = (
+            base
+            + slope / 1000.0 * start_day / 365.25
+            + on_slope / 1000.0 * (all_days[after] - start_day) / 365.25
+        )
     drops: list[tuple[int, int, float]] = []
     if cfg.acute_drop_p > 0 and rng.random() < cfg.acute_drop_p and cfg.days > 90:
         d0 = int(rng.integers(60, cfg.days - 10))
         length = int(rng.integers(cfg.acute_drop_days[0], cfg.acute_drop_days[1] + 1))
         d1 = min(cfg.days - 1, d0 + length - 1)
-        truth[d0:d1 + 1] *= 1.0 - cfg.acute_drop_fraction
+        truth[d0 : d1 + 1] *= 1.0 - cfg.acute_drop_fraction
         drops.append((d0, d1, cfg.acute_drop_fraction))
     noise = _ar1(rng, cfg.days, cfg.noise_sd_ml / 1000.0, cfg.ar1_rho)
     learning = cfg.learning_effect_ml / 1000.0 * np.exp(-all_days / cfg.learning_tau_days)
@@ -191,8 +199,9 @@ def simulate_fev1(
         grade = np.full(sess_day.size, "", dtype="<U1")
     values = np.asarray(np.round(np.maximum(values, 0.2), 3), dtype=np.float64)
     clinic_day = np.arange(0, cfg.days, cfg.clinic_every_days, dtype=np.int64)
-    clinic = np.round(truth[clinic_day] + rng.normal(0.0, cfg.clinic_noise_sd_ml / 1000.0,
-                                                     clinic_day.size), 3)
+    clinic = np.round(
+        truth[clinic_day] + rng.normal(0.0, cfg.clinic_noise_sd_ml / 1000.0, clinic_day.size), 3
+    )
     arrays = Fev1Arrays(sess_day.astype(np.int64), values, grade, device, clinic_day, clinic)
     return arrays, PatientTruth(patient_id, slope, on_slope, start_day, base, tuple(drops))
 
@@ -240,8 +249,15 @@ def simulate_patient(rng: np.random.Generator, cfg: CohortConfig, index: int) ->
         )
     ]
     readings += [
-        SpirometryReading(f"{pid}-c{k}", _at(cfg, zone, int(d), 10.5), float(v),
-                          round(float(v) / 0.72, 3), "A", "clinic", None)
+        SpirometryReading(
+            f"{pid}-c{k}",
+            _at(cfg, zone, int(d), 10.5),
+            float(v),
+            round(float(v) / 0.72, 3),
+            "A",
+            "clinic",
+            None,
+        )
         for k, (d, v) in enumerate(zip(arrays.clinic_day, arrays.clinic_fev1_l, strict=True))
     ]
     regimens: list[RegimenEvent] = []
@@ -253,8 +269,7 @@ def simulate_patient(rng: np.random.Generator, cfg: CohortConfig, index: int) ->
         s = truth.treatment_start_day
         dose = 2.0
         k_level = float(rng.lognormal(np.log(4.0), 0.35))  # ng/mL per mg/day
-        regimens.append(RegimenEvent(f"{pid}-g0", _at(cfg, zone, s, 8.0), "start", dose,
-                                     "sirolimus"))
+        regimens.append(RegimenEvent(f"{pid}-g0", _at(cfg, zone, s, 8.0), "start", dose, "sirolimus"))
         anchor = s
         day = s
         n_changes = 0
@@ -272,43 +287,72 @@ def simulate_patient(rng: np.random.Generator, cfg: CohortConfig, index: int) ->
             level = dose * k_level * (0.7 if before_ss else 1.0) * float(rng.lognormal(0, 0.2))
             hours_after = float(np.clip(rng.normal(24, 2.5), 12, 36))
             drawn_at = _at(cfg, zone, draw, 8.0)
-            troughs.append(TroughResult(f"{pid}-t{len(troughs)}", drawn_at, round(level, 1),
-                                        drawn_at - timedelta(hours=hours_after)))
+            troughs.append(
+                TroughResult(
+                    f"{pid}-t{len(troughs)}",
+                    drawn_at,
+                    round(level, 1),
+                    drawn_at - timedelta(hours=hours_after),
+                )
+            )
             day = draw
             if (level < 5 or level > 15) and n_changes < 3 and not before_ss:
                 dose = max(0.5, round(dose * 10.0 / level * 2) / 2)
                 change = draw + 2
                 if change < cfg.days:
-                    regimens.append(RegimenEvent(f"{pid}-g{len(regimens)}",
-                                                 _at(cfg, zone, change, 8.0), "dose_change",
-                                                 dose, "sirolimus"))
+                    regimens.append(
+                        RegimenEvent(
+                            f"{pid}-g{len(regimens)}",
+                            _at(cfg, zone, change, 8.0),
+                            "dose_change",
+                            dose,
+                            "sirolimus",
+                        )
+                    )
                     anchor = day = change
                     n_changes += 1
         dose_days = np.arange(s, cfg.days)
         missed = rng.random(dose_days.size) < cfg.dose_miss_p
         doses = [
-            DoseLog(f"{pid}-d{int(d)}", _at(cfg, zone, int(d), 8.0),
-                    "missed" if m else "taken", None if m else 2.0)
+            DoseLog(
+                f"{pid}-d{int(d)}",
+                _at(cfg, zone, int(d), 8.0),
+                "missed" if m else "taken",
+                None if m else 2.0,
+            )
             for d, m in zip(dose_days, missed, strict=True)
         ]
     side_effects: list[SideEffectReport] = []
     if truth.treatment_start_day is not None:
-        n_se = rng.poisson(cfg.side_effects_per_year * (cfg.days - truth.treatment_start_day)
-                           / 365.25)
-        terms = ("mucositis_oral", "rash_acneiform", "diarrhea", "edema_limbs", "cough",
-                 "upper_respiratory_infection")
+        n_se = rng.poisson(cfg.side_effects_per_year * (cfg.days - truth.treatment_start_day) / 365.25)
+        terms = (
+            "mucositis_oral",
+            "rash_acneiform",
+            "diarrhea",
+            "edema_limbs",
+            "cough",
+            "upper_respiratory_infection",
+        )
         for k in range(int(n_se)):
             d = int(rng.integers(truth.treatment_start_day, cfg.days))
             sev = str(rng.choice(["mild", "moderate", "severe"], p=[0.6, 0.3, 0.1]))
             temp = round(float(rng.normal(37.0, 0.6)), 1) if rng.random() < 0.3 else None
-            side_effects.append(SideEffectReport(
-                f"{pid}-s{k}", _at(cfg, zone, d, 19.0), str(rng.choice(terms)), sev, None,
-                temp, bool(rng.random() < 0.05),
-            ))
+            side_effects.append(
+                SideEffectReport(
+                    f"{pid}-s{k}",
+                    _at(cfg, zone, d, 19.0),
+                    str(rng.choice(terms)),
+                    sev,
+                    None,
+                    temp,
+                    bool(rng.random() < 0.05),
+                )
+            )
     events: list[LamEvent] = []
     if rng.random() < 0.03 * cfg.days / 365.25:
-        events.append(LamEvent(f"{pid}-e0", _at(cfg, zone, int(rng.integers(0, cfg.days)), 3.0),
-                               "pneumothorax"))
+        events.append(
+            LamEvent(f"{pid}-e0", _at(cfg, zone, int(rng.integers(0, cfg.days)), 3.0), "pneumothorax")
+        )
     facts = PatientFacts(
         patient_id=pid,
         sex_at_birth="female",
@@ -321,8 +365,15 @@ def simulate_patient(rng: np.random.Generator, cfg: CohortConfig, index: int) ->
         trough_target_high=None,
         expected_sessions_per_week=round(cfg.days_per_week),
     )
-    history = PatientHistory(facts, tuple(readings), tuple(doses), tuple(regimens),
-                             tuple(troughs), tuple(side_effects), tuple(events))
+    history = PatientHistory(
+        facts,
+        tuple(readings),
+        tuple(doses),
+        tuple(regimens),
+        tuple(troughs),
+        tuple(side_effects),
+        tuple(events),
+    )
     return SimulatedPatient(history, truth, arrays)
 
 

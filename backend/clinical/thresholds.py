@@ -197,8 +197,7 @@ THRESHOLD_SOURCES: dict[str, str] = {
     "trusted_grades": f"{_ATS_ERS}: grades A-C are acceptable for interpretation",
     "use_ungraded": f"{_PRODUCT}: most home devices send no blows, so no grade",
     "learning_days": (
-        f"{_PRODUCT}: learning effect in the first weeks of home spirometry "
-        "(Noth et al., ERJ 2021, INMARK)"
+        f"{_PRODUCT}: learning effect in the first weeks of home spirometry (Noth et al., ERJ 2021, INMARK)"
     ),
     "daily_aggregate": (
         f"{_PRODUCT}: median per local day; the best of several sessions rises with "
@@ -246,9 +245,7 @@ THRESHOLD_SOURCES: dict[str, str] = {
         "stays the floor; 0 restores the plain rule. 2.5 brings false alerts in stable "
         "simulated patients from ~5 to ~1 per patient-year (VALIDATION.md)"
     ),
-    "acute_noise_lookback_days": (
-        f"{_PRODUCT}: days of home readings used to estimate the personal noise"
-    ),
+    "acute_noise_lookback_days": (f"{_PRODUCT}: days of home readings used to estimate the personal noise"),
     "acute_noise_min_pairs": (
         f"{_PRODUCT}: pairs of consecutive reading days needed for the noise estimate; "
         "with fewer the plain 10 % rule applies"
@@ -265,8 +262,7 @@ THRESHOLD_SOURCES: dict[str, str] = {
     "true_trough_min_hours": f"{_LABEL}: trough drawn ~24 h after a once-daily dose",
     "true_trough_max_hours": f"{_LABEL}: trough drawn ~24 h after a once-daily dose",
     "steady_state_days": f"{_LABEL}: re-check no sooner than 7-14 days after a dose change",
-    "adherence_lookback_days": f"{_PRODUCT}: missed doses this close make a low level an "
-    "adherence question",
+    "adherence_lookback_days": f"{_PRODUCT}: missed doses this close make a low level an adherence question",
     "start_due_day": f"{_LABEL}: first trough 10-20 days after starting",
     "start_window_start_day": f"{_LABEL}: first trough 10-20 days after starting",
     "start_window_end_day": f"{_LABEL}: first trough 10-20 days after starting",

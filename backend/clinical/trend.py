@@ -239,8 +239,17 @@ def robust_slope(
     level = float(y[-1] - resid[-1])  # fitted value at the last reading
     if sxx <= 0 or df_resid < 1:
         return SlopeEstimate(
-            slope_ml, float("-inf"), float("inf"), float("inf"), level, int(t.size), span,
-            rho, n_eff, float("nan"), n_out,
+            slope_ml,
+            float("-inf"),
+            float("inf"),
+            float("inf"),
+            level,
+            int(t.size),
+            span,
+            rho,
+            n_eff,
+            float("nan"),
+            n_out,
         )
     s2 = ss / df_resid
     var_b = s2 / sxx * (1.0 + rho) / (1.0 - rho) / efficiency
@@ -267,9 +276,7 @@ def decision_upper_bound(estimate: SlopeEstimate, confidence: float) -> float:
     if not np.isfinite(estimate.se_ml_per_year):
         return float("inf")
     df = max(1, int(np.floor(estimate.effective_n)) - 2)
-    return estimate.slope_ml_per_year + _t_quantile(df, round(confidence, 6)) * (
-        estimate.se_ml_per_year
-    )
+    return estimate.slope_ml_per_year + _t_quantile(df, round(confidence, 6)) * (estimate.se_ml_per_year)
 
 
 def verdict(estimate: SlopeEstimate | None, thresholds: Thresholds) -> str:

@@ -54,8 +54,10 @@ def last_regimen_change(regimens: Iterable[RegimenEvent], before: datetime) -> R
     """Latest event that changes exposure (start, resume, dose or interacting drug)."""
     last: RegimenEvent | None = None
     for r in regimens:
-        if r.kind in ANCHOR_REASONS and r.effective_at <= before and (
-            last is None or r.effective_at > last.effective_at
+        if (
+            r.kind in ANCHOR_REASONS
+            and r.effective_at <= before
+            and (last is None or r.effective_at > last.effective_at)
         ):
             last = r
     return last
@@ -105,13 +107,20 @@ class _Window:
 
 def _window(reason: str, t: Thresholds) -> _Window:
     if reason in ("start", "resume"):
-        return _Window(t.start_due_day, t.start_window_start_day, t.start_window_end_day,
-                       t.draw_grace_days)
+        return _Window(t.start_due_day, t.start_window_start_day, t.start_window_end_day, t.draw_grace_days)
     if reason == "dose_change":
-        return _Window(t.dose_change_due_day, t.dose_change_window_start_day,
-                       t.dose_change_window_end_day, t.draw_grace_days)
-    return _Window(t.interacting_drug_due_day, t.interacting_drug_window_start_day,
-                   t.interacting_drug_window_end_day, t.draw_grace_days)
+        return _Window(
+            t.dose_change_due_day,
+            t.dose_change_window_start_day,
+            t.dose_change_window_end_day,
+            t.draw_grace_days,
+        )
+    return _Window(
+        t.interacting_drug_due_day,
+        t.interacting_drug_window_start_day,
+        t.interacting_drug_window_end_day,
+        t.draw_grace_days,
+    )
 
 
 def status_on(today: date, window_start: date, window_end: date, missed_after: date) -> str:
@@ -187,40 +196,47 @@ def trough_schedule(
         nxt = next((b for b in boundaries if b > ev.effective_at), None)
         done = next(
             (
-                x for at, d, x in draw_days
+                x
+                for at, d, x in draw_days
                 if at > ev.effective_at and (nxt is None or at < nxt) and ws <= d <= missed_after
             ),
             None,
         )
         if done is not None:
-            items.append(TroughScheduleItem(reason, anchor, due, ws, we, missed_after, "done",
-                                            done.id))
+            items.append(TroughScheduleItem(reason, anchor, due, ws, we, missed_after, "done", done.id))
             last_item_done_at = done.drawn_at
             pending = False
             continue
         if nxt is not None:
             if nxt.astimezone(zone).date() > missed_after:
-                items.append(TroughScheduleItem(reason, anchor, due, ws, we, missed_after,
-                                                "missed"))
+                items.append(TroughScheduleItem(reason, anchor, due, ws, we, missed_after, "missed"))
             pending = False
             continue
-        items.append(TroughScheduleItem(reason, anchor, due, ws, we, missed_after,
-                                        status_on(today, ws, we, missed_after)))
+        items.append(
+            TroughScheduleItem(
+                reason, anchor, due, ws, we, missed_after, status_on(today, ws, we, missed_after)
+            )
+        )
         pending = True
 
     if treated_now and not pending:
-        later = [
-            x for at, _, x in draw_days if last_item_done_at is None or at >= last_item_done_at
-        ]
+        later = [x for at, _, x in draw_days if last_item_done_at is None or at >= last_item_done_at]
         if (not anchors or last_item_done_at is not None) and later:
             base = later[-1].drawn_at.astimezone(zone).date()
             due = base + timedelta(days=thresholds.maintenance_interval_days)
             ws = due - timedelta(days=thresholds.maintenance_window_before_days)
             missed_after = due + timedelta(days=thresholds.maintenance_grace_days)
-            items.append(TroughScheduleItem(
-                "maintenance", base, due, ws, due, missed_after,
-                status_on(today, ws, due, missed_after),
-            ))
+            items.append(
+                TroughScheduleItem(
+                    "maintenance",
+                    base,
+                    due,
+                    ws,
+                    due,
+                    missed_after,
+                    status_on(today, ws, due, missed_after),
+                )
+            )
     return tuple(items)
 
 

@@ -32,9 +32,7 @@ class OutboxMessage(Base):
     message_id: Mapped[str] = mapped_column(String(255), unique=True)
     kind: Mapped[str] = mapped_column(String(16))  # alert | renotify | digest | reminder
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
-    alert_id: Mapped[str | None] = mapped_column(
-        ForeignKey("alerts.id", ondelete="SET NULL"), index=True
-    )
+    alert_id: Mapped[str | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"), index=True)
     care_team_id: Mapped[str | None] = mapped_column(ForeignKey("care_teams.id"))
     recipient_user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
     recipient: Mapped[str] = mapped_column(String(320))

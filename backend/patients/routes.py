@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
 from flask.views import MethodView
 from sqlalchemy import select, update
 
@@ -9,12 +10,15 @@ from backend.audit import record_audit
 from backend.auth.permissions import (
     clinician_team_ids,
     current_principal,
-    load_patient_for,
     require_clinician,
 )
-from backend.auth.services import new_invite_code
+from backend.auth.routes import commit_then_raise, pair_out
+from backend.auth.schemas import RegisterSchema, TokenPairSchema
 from backend.db import utcnow
-from backend.patients import services
+from backend.limits import limiter
+from backend.patients import accounts, services
+from backend.patients.access import load_patient_for
+from backend.patients.accounts import new_invite_code
 from backend.patients.models import Patient
 from backend.patients.schemas import (
     InviteSchema,
@@ -31,22 +35,58 @@ from backend.patients.schemas import (
 from backend.schemas import decode_cursor, encode_cursor
 from backend.web import Blueprint, db, settings
 
-blp = Blueprint("patients", __name__, url_prefix="/api/v1",
-                description="Patients, their settings and care teams")
+blp = Blueprint(
+    "patients", __name__, url_prefix="/api/v1", description="Patients, their settings and care teams"
+)
+# Registration sits under /auth in the URL space but belongs to the patient record
+# the invite was made for.
+registration = Blueprint(
+    "registration",
+    __name__,
+    url_prefix="/api/v1/auth",
+    description="Patient accounts made with an invite code",
+)
+
+
+def _summaries(session: Any, patient_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Summaries across features (latest reading, open alerts), provided by the app."""
+    provider = current_app.extensions["lamtrack.patient_summaries"]
+    result: dict[str, dict[str, Any]] = provider(session, patient_ids)
+    return result
+
 
 def team_out(team: Any) -> dict[str, Any]:
     """A team with its effective settings: what is stored over the defaults."""
-    defaults = {"rule_overrides": {}, "email_include_details": False,
-                "email_hourly_cap": settings().email_team_hourly_cap, "email_digest": True,
-                "email_patient_reminders": True}
+    defaults = {
+        "rule_overrides": {},
+        "email_include_details": False,
+        "email_hourly_cap": settings().email_team_hourly_cap,
+        "email_digest": True,
+        "email_patient_reminders": True,
+    }
     return {"id": team.id, "name": team.name, "settings": {**defaults, **(team.settings or {})}}
 
 
 def patient_out(patient: Patient, summary: dict[str, Any] | None = None) -> dict[str, Any]:
-    data = {c: getattr(patient, c) for c in (
-        "id", "care_team_id", "external_ref", "sex_at_birth", "date_of_birth", "height_cm",
-        "lam_type", "timezone", "treatment_status", "trough_target_low", "trough_target_high",
-        "expected_sessions_per_week", "rule_overrides", "created_at")}
+    data = {
+        c: getattr(patient, c)
+        for c in (
+            "id",
+            "care_team_id",
+            "external_ref",
+            "sex_at_birth",
+            "date_of_birth",
+            "height_cm",
+            "lam_type",
+            "timezone",
+            "treatment_status",
+            "trough_target_low",
+            "trough_target_high",
+            "expected_sessions_per_week",
+            "rule_overrides",
+            "created_at",
+        )
+    }
     data["registered"] = patient.user_id is not None
     data["summary"] = summary
     return data
@@ -71,13 +111,20 @@ class Patients(MethodView):
         rows = list(session.scalars(stmt.limit(args["limit"] + 1)))
         more = len(rows) > args["limit"]
         rows = rows[: args["limit"]]
-        summaries = services.patient_summaries(session, [p.id for p in rows])
-        record_audit(session, actor_id=principal.user_id, actor_role=principal.role,
-                     action="patient.list", resource_type="patient",
-                     detail=f"{len(rows)} patients")
+        summaries = _summaries(session, [p.id for p in rows])
+        record_audit(
+            session,
+            actor_id=principal.user_id,
+            actor_role=principal.role,
+            action="patient.list",
+            resource_type="patient",
+            detail=f"{len(rows)} patients",
+        )
         session.commit()
-        return {"items": [patient_out(p, summaries.get(p.id)) for p in rows],
-                "next_cursor": encode_cursor([rows[-1].id]) if more else None}
+        return {
+            "items": [patient_out(p, summaries.get(p.id)) for p in rows],
+            "next_cursor": encode_cursor([rows[-1].id]) if more else None,
+        }
 
     @blp.arguments(PatientCreateSchema)
     @blp.response(201, PatientCreatedSchema)
@@ -89,8 +136,13 @@ class Patients(MethodView):
         session = db()
         now = utcnow()
         patient, code = services.create_patient(
-            session, principal=principal, team_ids=clinician_team_ids(session, principal.user_id),
-            data=body, settings=settings(), now=now)
+            session,
+            principal=principal,
+            team_ids=clinician_team_ids(session, principal.user_id),
+            data=body,
+            settings=settings(),
+            now=now,
+        )
         session.commit()
         out = patient_out(patient)
         out["invite_code"] = code
@@ -113,10 +165,16 @@ class PatientDetail(MethodView):
         principal = current_principal()
         session = db()
         patient = load_patient_for(session, principal, pid)
-        summary = services.patient_summaries(session, [patient.id]).get(patient.id)
-        record_audit(session, actor_id=principal.user_id, actor_role=principal.role,
-                     action="patient.read", patient_id=patient.id, resource_type="patient",
-                     resource_id=patient.id)
+        summary = _summaries(session, [patient.id]).get(patient.id)
+        record_audit(
+            session,
+            actor_id=principal.user_id,
+            actor_role=principal.role,
+            action="patient.read",
+            patient_id=patient.id,
+            resource_type="patient",
+            resource_id=patient.id,
+        )
         session.commit()
         return patient_out(patient, summary)
 
@@ -129,8 +187,7 @@ class PatientDetail(MethodView):
         principal = current_principal()
         session = db()
         patient = load_patient_for(session, principal, pid, for_update=True)
-        services.update_patient(session, principal=principal, patient=patient, changes=body,
-                                now=utcnow())
+        services.update_patient(session, principal=principal, patient=patient, changes=body, now=utcnow())
         session.commit()
         return patient_out(patient)
 
@@ -151,9 +208,15 @@ class PatientInvite(MethodView):
             raise Conflict("The patient has already registered.")
         now = utcnow()
         code = new_invite_code(session, patient=patient, settings=settings(), now=now)
-        record_audit(session, actor_id=principal.user_id, actor_role=principal.role,
-                     action="patient.invite", patient_id=patient.id, resource_type="patient",
-                     resource_id=patient.id)
+        record_audit(
+            session,
+            actor_id=principal.user_id,
+            actor_role=principal.role,
+            action="patient.invite",
+            patient_id=patient.id,
+            resource_type="patient",
+            resource_id=patient.id,
+        )
         session.commit()
         return {"invite_code": code, "invite_expires_at": now + _invite_lifetime()}
 
@@ -166,8 +229,9 @@ class Team(MethodView):
         """A care team and its settings (rule thresholds, email options)"""
         principal = require_clinician()
         session = db()
-        team = services.get_team_for(session, team_id=team_id,
-                                     team_ids=clinician_team_ids(session, principal.user_id))
+        team = services.get_team_for(
+            session, team_id=team_id, team_ids=clinician_team_ids(session, principal.user_id)
+        )
         return team_out(team)
 
     @blp.arguments(TeamUpdateSchema)
@@ -177,18 +241,25 @@ class Team(MethodView):
         """Change a care team's name or settings"""
         principal = require_clinician()
         session = db()
-        team = services.get_team_for(session, team_id=team_id,
-                                     team_ids=clinician_team_ids(session, principal.user_id))
+        team = services.get_team_for(
+            session, team_id=team_id, team_ids=clinician_team_ids(session, principal.user_id)
+        )
         if "name" in body:
             team.name = body["name"]
         if "settings" in body:
             team.settings = {**(team.settings or {}), **body["settings"]}
             # Every patient of the team is evaluated again with the new thresholds.
             session.execute(
-                update(Patient).where(Patient.care_team_id == team.id)
-                .values(data_changed_at=utcnow()))
-        record_audit(session, actor_id=principal.user_id, actor_role=principal.role,
-                     action="team.update", resource_type="care_team", resource_id=team.id)
+                update(Patient).where(Patient.care_team_id == team.id).values(data_changed_at=utcnow())
+            )
+        record_audit(
+            session,
+            actor_id=principal.user_id,
+            actor_role=principal.role,
+            action="team.update",
+            resource_type="care_team",
+            resource_id=team.id,
+        )
         session.commit()
         return team_out(team)
 
@@ -208,6 +279,26 @@ class RuleThresholds(MethodView):
         from backend.clinical.thresholds import DEFAULT_THRESHOLDS, THRESHOLD_SOURCES
 
         require_clinician()
-        return [{"name": f.name, "default": getattr(DEFAULT_THRESHOLDS, f.name),
-                 "source": THRESHOLD_SOURCES.get(f.name, "")}
-                for f in dataclasses.fields(DEFAULT_THRESHOLDS)]
+        return [
+            {
+                "name": f.name,
+                "default": getattr(DEFAULT_THRESHOLDS, f.name),
+                "source": THRESHOLD_SOURCES.get(f.name, ""),
+            }
+            for f in dataclasses.fields(DEFAULT_THRESHOLDS)
+        ]
+
+
+@registration.route("/register")
+class Register(MethodView):
+    decorators = [limiter.limit(lambda: settings().login_rate_limit)]
+
+    @registration.doc(security=[])
+    @registration.arguments(RegisterSchema)
+    @registration.response(201, TokenPairSchema)
+    @registration.alt_response(422, description="Invalid, used or expired invite code (one answer for all)")
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a patient account with the invite code from the care team"""
+        return pair_out(
+            commit_then_raise(accounts.register_patient, settings=settings(), now=utcnow(), **body)
+        )

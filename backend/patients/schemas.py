@@ -36,15 +36,13 @@ class TroughTargetMixin(StrictSchema):
 
 class PatientCreateSchema(TroughTargetMixin):
     care_team_id = fields.String(required=True, validate=validate.Length(equal=36))
-    external_ref = fields.String(load_default=None, allow_none=True,
-                                 validate=validate.Length(max=64))
+    external_ref = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
     sex_at_birth = fields.String(required=True, validate=validate.OneOf(["female", "male"]))
     date_of_birth = fields.Date(required=True)
     height_cm = fields.Float(required=True, validate=validate.Range(min=100, max=230))
     lam_type = fields.String(required=True, validate=validate.OneOf(LAM_TYPES))
     timezone = fields.String(required=True, validate=_check_zone)
-    treatment_status = fields.String(load_default="untreated",
-                                     validate=validate.OneOf(TREATMENT_STATUSES))
+    treatment_status = fields.String(load_default="untreated", validate=validate.OneOf(TREATMENT_STATUSES))
     trough_target_low = fields.Float(load_default=5.0, validate=validate.Range(min=0.5, max=50))
     trough_target_high = fields.Float(load_default=15.0, validate=validate.Range(min=0.5, max=50))
     expected_sessions_per_week = fields.Integer(load_default=7, validate=validate.Range(min=1, max=21))
@@ -128,7 +126,8 @@ class TeamSettingsSchema(StrictSchema):
     email_hourly_cap = fields.Integer(validate=validate.Range(min=1, max=10000))
     email_digest = fields.Boolean(metadata={"description": "Send the weekly digest"})
     email_patient_reminders = fields.Boolean(
-        metadata={"description": "Email patients when a trough draw is due or overdue"})
+        metadata={"description": "Email patients when a trough draw is due or overdue"}
+    )
 
 
 class TeamSchema(StrictSchema):

@@ -4,23 +4,29 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from backend.audit import record_audit
-from backend.auth.services import new_invite_code
+from backend.auth.principal import Principal
 from backend.clinical.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from backend.config import Settings
 from backend.errors import Forbidden, NotFound, Unprocessable
+from backend.patients.accounts import new_invite_code
 from backend.patients.models import CareTeam, Patient
 from backend.patients.schemas import PATIENT_EDITABLE_BY_PATIENT
-from backend.web import Principal
 
 log = logging.getLogger(__name__)
 
 
-def create_patient(session: Session, *, principal: Principal, team_ids: list[str],
-                   data: dict[str, Any], settings: Settings, now: datetime) -> tuple[Patient, str]:
+def create_patient(
+    session: Session,
+    *,
+    principal: Principal,
+    team_ids: list[str],
+    data: dict[str, Any],
+    settings: Settings,
+    now: datetime,
+) -> tuple[Patient, str]:
     if data["care_team_id"] not in team_ids:
         # Same answer as a team that does not exist.
         raise NotFound("No such care team.")
@@ -28,69 +34,46 @@ def create_patient(session: Session, *, principal: Principal, team_ids: list[str
     session.add(patient)
     session.flush()
     code = new_invite_code(session, patient=patient, settings=settings, now=now)
-    record_audit(session, actor_id=principal.user_id, actor_role=principal.role,
-                 action="patient.create", patient_id=patient.id, resource_type="patient",
-                 resource_id=patient.id)
+    record_audit(
+        session,
+        actor_id=principal.user_id,
+        actor_role=principal.role,
+        action="patient.create",
+        patient_id=patient.id,
+        resource_type="patient",
+        resource_id=patient.id,
+    )
     return patient, code
 
 
-def update_patient(session: Session, *, principal: Principal, patient: Patient,
-                   changes: dict[str, Any], now: datetime) -> Patient:
+def update_patient(
+    session: Session, *, principal: Principal, patient: Patient, changes: dict[str, Any], now: datetime
+) -> Patient:
     if principal.role == "patient" and set(changes) - PATIENT_EDITABLE_BY_PATIENT:
         raise Forbidden("Only your care team can change these settings.")
     low = changes.get("trough_target_low", patient.trough_target_low)
     high = changes.get("trough_target_high", patient.trough_target_high)
     if low >= high:
-        raise Unprocessable("The trough target range is empty.",
-                            errors={"trough_target_low": ["Must be below trough_target_high."]})
+        raise Unprocessable(
+            "The trough target range is empty.",
+            errors={"trough_target_low": ["Must be below trough_target_high."]},
+        )
     for key, value in changes.items():
         setattr(patient, key, value)
     if changes:
         # Settings change what the rules conclude: evaluate her again.
         patient.data_changed_at = now
-    record_audit(session, actor_id=principal.user_id, actor_role=principal.role,
-                 action="patient.update", patient_id=patient.id, resource_type="patient",
-                 resource_id=patient.id, detail=",".join(sorted(changes))[:200])
-    return patient
-
-
-def latest_sessions(session: Session, patient_ids: list[str]) -> dict[str, Any]:
-    """Latest home or clinic session per patient, in one query."""
-    from backend.spirometry.models import SpirometrySession as S
-
-    if not patient_ids:
-        return {}
-    ranked = (
-        select(S.patient_id, S.measured_at, S.fev1_l, S.fev1_pct_predicted,
-               func.row_number().over(partition_by=S.patient_id,
-                                      order_by=(S.measured_at.desc(), S.id.desc())).label("rn"))
-        .where(S.patient_id.in_(patient_ids), S.deleted_at.is_(None))
-        .subquery()
+    record_audit(
+        session,
+        actor_id=principal.user_id,
+        actor_role=principal.role,
+        action="patient.update",
+        patient_id=patient.id,
+        resource_type="patient",
+        resource_id=patient.id,
+        detail=",".join(sorted(changes))[:200],
     )
-    rows = session.execute(select(ranked).where(ranked.c.rn == 1)).all()
-    return {r.patient_id: {"last_session_at": r.measured_at, "latest_fev1_l": r.fev1_l,
-                           "latest_fev1_pct_predicted": r.fev1_pct_predicted} for r in rows}
-
-
-def patient_summaries(session: Session, patient_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """What a clinician scans a list for: the latest reading and the open alerts
-    by severity, for a page of patients in two queries."""
-    from backend.alerts.models import Alert
-
-    latest = latest_sessions(session, patient_ids)
-    counts: dict[str, dict[str, int]] = {}
-    if patient_ids:
-        for pid, severity, n in session.execute(
-            select(Alert.patient_id, Alert.severity, func.count(Alert.id))
-            .where(Alert.patient_id.in_(patient_ids), Alert.status != "resolved")
-            .group_by(Alert.patient_id, Alert.severity)
-        ).all():
-            counts.setdefault(pid, {})[severity] = n
-    empty = {"last_session_at": None, "latest_fev1_l": None, "latest_fev1_pct_predicted": None}
-    return {pid: {**latest.get(pid, empty),
-                  "open_alerts": {s: counts.get(pid, {}).get(s, 0)
-                                  for s in ("urgent", "review", "digest")}}
-            for pid in patient_ids}
+    return patient
 
 
 def get_team_for(session: Session, *, team_id: str, team_ids: list[str]) -> CareTeam:
@@ -109,8 +92,10 @@ def thresholds_for(session: Session, patient: Patient) -> Thresholds:
     """
     team = session.get(CareTeam, patient.care_team_id)
     team_overrides = ((team.settings or {}).get("rule_overrides") or {}) if team else {}
-    targets = {"trough_target_low": patient.trough_target_low,
-               "trough_target_high": patient.trough_target_high}
+    targets = {
+        "trough_target_low": patient.trough_target_low,
+        "trough_target_high": patient.trough_target_high,
+    }
     try:
         return DEFAULT_THRESHOLDS.merged(team_overrides, patient.rule_overrides or {}, targets)
     except ValueError as exc:

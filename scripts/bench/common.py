@@ -87,9 +87,9 @@ def seed_accounts(url: str, n_patients: int, *, tag: str = "") -> Seeded:
     with the password PASSWORD (one argon2 hash shared, to seed quickly)."""
     from backend.auth.models import User
     from backend.auth.passwords import hash_password
-    from backend.auth.services import create_clinician, create_team
+    from backend.cli.demo import add_patient
     from backend.db import make_engine, make_sessionmaker, session_scope
-    from backend.demo import add_patient
+    from backend.patients.accounts import create_clinician, create_team
 
     tag = tag or secrets.token_hex(3)
     engine = make_engine(url)
@@ -102,9 +102,13 @@ def seed_accounts(url: str, n_patients: int, *, tag: str = "") -> Seeded:
             seeded = Seeded(team.id, email)
             for i in range(n_patients):
                 p_email = f"patient-{tag}-{i}@bench.invalid"
-                patient = add_patient(session, team_id=team.id, user_email=p_email,
-                                      date_of_birth=date(1975 + i % 20, 1 + i % 12, 1 + i % 28),
-                                      height_cm=150.0 + i % 30)
+                patient = add_patient(
+                    session,
+                    team_id=team.id,
+                    user_email=p_email,
+                    date_of_birth=date(1975 + i % 20, 1 + i % 12, 1 + i % 28),
+                    height_cm=150.0 + i % 30,
+                )
                 session.get(User, patient.user_id).password_hash = pw_hash  # type: ignore[union-attr]
                 seeded.patients.append((patient.id, p_email))
     finally:
@@ -123,15 +127,17 @@ def free_port() -> int:
 
 def server_env(url: str, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({
-        "DATABASE_URL": url,
-        "LAMTRACK_JWT_KEYS": JWT_KEYS,
-        "ACCESS_TOKEN_SECONDS": "7200",
-        "LOGIN_RATE_LIMIT": "100000 per minute",
-        "LOG_LEVEL": "WARNING",
-        "EMAIL_BACKEND": "console",
-        "PYTHONPATH": str(REPO),
-    })
+    env.update(
+        {
+            "DATABASE_URL": url,
+            "LAMTRACK_JWT_KEYS": JWT_KEYS,
+            "ACCESS_TOKEN_SECONDS": "7200",
+            "LOGIN_RATE_LIMIT": "100000 per minute",
+            "LOG_LEVEL": "WARNING",
+            "EMAIL_BACKEND": "console",
+            "PYTHONPATH": str(REPO),
+        }
+    )
     env.update(extra)
     return env
 
@@ -139,8 +145,16 @@ def server_env(url: str, **extra: str) -> dict[str, str]:
 class Server:
     """gunicorn on 127.0.0.1 serving `app` (module:variable)."""
 
-    def __init__(self, app: str, url: str, *, workers: int = 1, threads: int = 1,
-                 env: dict[str, str] | None = None, timeout: int = 60) -> None:
+    def __init__(
+        self,
+        app: str,
+        url: str,
+        *,
+        workers: int = 1,
+        threads: int = 1,
+        env: dict[str, str] | None = None,
+        timeout: int = 60,
+    ) -> None:
         self.port = free_port()
         self.app = app
         self.workers = workers
@@ -148,15 +162,32 @@ class Server:
         self.env = server_env(url, **(env or {}))
         self.timeout = timeout
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log = tempfile.NamedTemporaryFile(prefix="lamtrack-gunicorn-", suffix=".log",  # noqa: SIM115
-                                               delete=False)
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept open for the server's life
+            prefix="lamtrack-gunicorn-",
+            suffix=".log",
+            delete=False,
+        )
 
     def start(self) -> Server:
-        cmd = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}",
-               "--workers", str(self.workers), "--threads", str(self.threads),
-               "--timeout", str(self.timeout), "--graceful-timeout", "5", self.app]
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            str(self.workers),
+            "--threads",
+            str(self.threads),
+            "--timeout",
+            str(self.timeout),
+            "--graceful-timeout",
+            "5",
+            self.app,
+        ]
+        self.proc = subprocess.Popen(
+            cmd, cwd=REPO, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -201,16 +232,26 @@ class Client:
         self.timeout = timeout
         self.conn: http.client.HTTPConnection | None = None
 
-    def request(self, method: str, path: str, body: bytes | dict[str, Any] | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
         status, raw, _ = self.raw(method, path, body, headers)
         try:
             return status, json.loads(raw) if raw else None
         except ValueError:
             return status, raw.decode(errors="replace")
 
-    def raw(self, method: str, path: str, body: bytes | dict[str, Any] | None = None,
-            headers: dict[str, str] | None = None) -> tuple[int, bytes, dict[str, str]]:
+    def raw(
+        self,
+        method: str,
+        path: str,
+        body: bytes | dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, bytes, dict[str, str]]:
         hdrs = {"Content-Type": "application/json"}
         if self.token:
             hdrs["Authorization"] = f"Bearer {self.token}"
@@ -238,8 +279,7 @@ class Client:
 
 
 def login(port: int, email: str, password: str = PASSWORD) -> str:
-    status, body = Client(port).request("POST", "/api/v1/auth/login",
-                                        {"email": email, "password": password})
+    status, body = Client(port).request("POST", "/api/v1/auth/login", {"email": email, "password": password})
     if status != 200:
         raise RuntimeError(f"login of {email} failed: {status} {body}")
     return str(body["access_token"])
@@ -257,16 +297,18 @@ def spirometry_items(n: int, *, start_day: int = 0, rng_seed: int = 0) -> list[d
     for i in range(n):
         day = start_day + i
         fev1 = round(rnd.uniform(1.4, 2.6), 3)
-        items.append({
-            "client_id": str(uuid.uuid4()),
-            "measured_at": f"{date.fromordinal(date(2020, 1, 1).toordinal() + day).isoformat()}"
-                           f"T0{7 + i % 3}:{10 + i % 50:02d}:00+01:00",
-            "setting": "home",
-            "fev1_l": fev1,
-            "fvc_l": round(fev1 / 0.72, 3),
-            "pef_l_s": round(rnd.uniform(4, 8), 2),
-            "device": {"manufacturer": "Bench", "model": "B1", "serial": "SN-1"},
-        })
+        items.append(
+            {
+                "client_id": str(uuid.uuid4()),
+                "measured_at": f"{date.fromordinal(date(2020, 1, 1).toordinal() + day).isoformat()}"
+                f"T0{7 + i % 3}:{10 + i % 50:02d}:00+01:00",
+                "setting": "home",
+                "fev1_l": fev1,
+                "fvc_l": round(fev1 / 0.72, 3),
+                "pef_l_s": round(rnd.uniform(4, 8), 2),
+                "device": {"manufacturer": "Bench", "model": "B1", "serial": "SN-1"},
+            }
+        )
     return items
 
 

@@ -65,15 +65,36 @@ def load_cohort(url: str, start: int, stop: int, team_id: str, seed: int = 20260
         return int(moment.utcoffset().total_seconds() // 60)  # type: ignore[union-attr]
 
     with psycopg.connect(_psycopg_url(url)) as conn, conn.cursor() as cur:
-        pat_cols = ("id", "care_team_id", "sex_at_birth", "date_of_birth", "height_cm", "lam_type",
-                    "timezone", "treatment_status", "trough_target_low", "trough_target_high",
-                    "expected_sessions_per_week", "rule_overrides", "change_seq", "data_changed_at",
-                    "created_at", "updated_at")
+        pat_cols = (
+            "id",
+            "care_team_id",
+            "sex_at_birth",
+            "date_of_birth",
+            "height_cm",
+            "lam_type",
+            "timezone",
+            "treatment_status",
+            "trough_target_low",
+            "trough_target_high",
+            "expected_sessions_per_week",
+            "rule_overrides",
+            "change_seq",
+            "data_changed_at",
+            "created_at",
+            "updated_at",
+        )
         spi_cols = (*COMMON, "measured_at", "setting", "fev1_l", "fvc_l", "fev1_grade", "device")
         dose_cols = (*COMMON, "taken_at", "status", "dose_mg")
         reg_cols = (*COMMON, "effective_at", "kind", "daily_dose_mg", "drug_name", "recorded_by_role")
-        tr_cols = (*COMMON, "drawn_at", "value_ng_ml", "last_dose_at", "assay_method",
-                   "not_true_trough", "before_steady_state")
+        tr_cols = (
+            *COMMON,
+            "drawn_at",
+            "value_ng_ml",
+            "last_dose_at",
+            "assay_method",
+            "not_true_trough",
+            "before_steady_state",
+        )
         step = 500
         for lo in range(start, stop, step):
             hi = min(stop, lo + step)
@@ -82,42 +103,112 @@ def load_cohort(url: str, start: int, stop: int, team_id: str, seed: int = 20260
             with cur.copy(f"COPY patients ({','.join(pat_cols)}) FROM STDIN") as cp:
                 for pid, sim in zip(pids, sims, strict=True):
                     f = sim.history.facts
-                    n = (len(sim.history.readings) + len(sim.history.doses)
-                         + len(sim.history.regimens) + len(sim.history.troughs))
-                    cp.write_row((pid, team_id, f.sex_at_birth, f.date_of_birth, f.height_cm,
-                                  f.lam_type, f.timezone, f.treatment_status, 5.0, 15.0,
-                                  f.expected_sessions_per_week, "{}", n, now, now, now))
+                    n = (
+                        len(sim.history.readings)
+                        + len(sim.history.doses)
+                        + len(sim.history.regimens)
+                        + len(sim.history.troughs)
+                    )
+                    cp.write_row(
+                        (
+                            pid,
+                            team_id,
+                            f.sex_at_birth,
+                            f.date_of_birth,
+                            f.height_cm,
+                            f.lam_type,
+                            f.timezone,
+                            f.treatment_status,
+                            5.0,
+                            15.0,
+                            f.expected_sessions_per_week,
+                            "{}",
+                            n,
+                            now,
+                            now,
+                            now,
+                        )
+                    )
             counts["patients"] += len(pids)
             with cur.copy(f"COPY spirometry_sessions ({','.join(spi_cols)}) FROM STDIN") as cp:
                 for pid, sim in zip(pids, sims, strict=True):
                     for seq, r in enumerate(sim.history.readings, 1):
                         device = json.dumps({"serial": r.device_id}) if r.device_id else None
-                        cp.write_row((str(uuid.uuid4()), str(uuid.uuid4()), pid, seq, off(r.measured_at),
-                                      now, r.measured_at, r.setting, r.fev1_l, r.fvc_l, r.grade, device))
+                        cp.write_row(
+                            (
+                                str(uuid.uuid4()),
+                                str(uuid.uuid4()),
+                                pid,
+                                seq,
+                                off(r.measured_at),
+                                now,
+                                r.measured_at,
+                                r.setting,
+                                r.fev1_l,
+                                r.fvc_l,
+                                r.grade,
+                                device,
+                            )
+                        )
                     counts["spirometry"] += len(sim.history.readings)
             with cur.copy(f"COPY sirolimus_doses ({','.join(dose_cols)}) FROM STDIN") as cp:
                 for pid, sim in zip(pids, sims, strict=True):
                     base = len(sim.history.readings)
                     for k, d in enumerate(sim.history.doses, 1):
-                        cp.write_row((str(uuid.uuid4()), str(uuid.uuid4()), pid, base + k, off(d.taken_at),
-                                      now, d.taken_at, d.status, d.dose_mg))
+                        cp.write_row(
+                            (
+                                str(uuid.uuid4()),
+                                str(uuid.uuid4()),
+                                pid,
+                                base + k,
+                                off(d.taken_at),
+                                now,
+                                d.taken_at,
+                                d.status,
+                                d.dose_mg,
+                            )
+                        )
                     counts["doses"] += len(sim.history.doses)
             with cur.copy(f"COPY regimen_events ({','.join(reg_cols)}) FROM STDIN") as cp:
                 for pid, sim in zip(pids, sims, strict=True):
                     base = len(sim.history.readings) + len(sim.history.doses)
                     for k, g in enumerate(sim.history.regimens, 1):
-                        cp.write_row((str(uuid.uuid4()), str(uuid.uuid4()), pid, base + k,
-                                      off(g.effective_at), now, g.effective_at, g.kind,
-                                      g.daily_dose_mg, g.drug_name, "clinician"))
+                        cp.write_row(
+                            (
+                                str(uuid.uuid4()),
+                                str(uuid.uuid4()),
+                                pid,
+                                base + k,
+                                off(g.effective_at),
+                                now,
+                                g.effective_at,
+                                g.kind,
+                                g.daily_dose_mg,
+                                g.drug_name,
+                                "clinician",
+                            )
+                        )
                     counts["regimens"] += len(sim.history.regimens)
             with cur.copy(f"COPY trough_results ({','.join(tr_cols)}) FROM STDIN") as cp:
                 for pid, sim in zip(pids, sims, strict=True):
-                    base = (len(sim.history.readings) + len(sim.history.doses)
-                            + len(sim.history.regimens))
+                    base = len(sim.history.readings) + len(sim.history.doses) + len(sim.history.regimens)
                     for k, t in enumerate(sim.history.troughs, 1):
-                        cp.write_row((str(uuid.uuid4()), str(uuid.uuid4()), pid, base + k, off(t.drawn_at),
-                                      now, t.drawn_at, t.value_ng_ml, t.last_dose_at, "lc_ms_ms",
-                                      False, False))
+                        cp.write_row(
+                            (
+                                str(uuid.uuid4()),
+                                str(uuid.uuid4()),
+                                pid,
+                                base + k,
+                                off(t.drawn_at),
+                                now,
+                                t.drawn_at,
+                                t.value_ng_ml,
+                                t.last_dose_at,
+                                "lc_ms_ms",
+                                False,
+                                False,
+                            )
+                        )
                     counts["troughs"] += len(sim.history.troughs)
             conn.commit()
         cur.execute("ANALYZE")
@@ -137,8 +228,10 @@ def floor(url: str, window_days: int | None) -> tuple[float, int]:
 
     window = ""
     if window_days is not None:
-        window = (f"AND measured_at > timestamptz '{(AS_OF - timedelta(days=window_days)).isoformat()}' "
-                  f"AND measured_at <= timestamptz '{AS_OF.isoformat()}'")
+        window = (
+            f"AND measured_at > timestamptz '{(AS_OF - timedelta(days=window_days)).isoformat()}' "
+            f"AND measured_at <= timestamptz '{AS_OF.isoformat()}'"
+        )
     best = float("inf")
     n = 0
     with psycopg.connect(_psycopg_url(url)) as conn, conn.cursor() as cur:
@@ -155,8 +248,11 @@ def run_pass(url: str, *, full: bool, as_of: datetime) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, __file__, "--run-pass", url, "--as-of", as_of.isoformat()]
         + (["--full"] if full else []),
-        capture_output=True, text=True, check=False,
-        env={**os.environ, "LAMTRACK_JWT_KEYS": "bench-1:" + "b" * 48, "LOG_LEVEL": "WARNING"})
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "LAMTRACK_JWT_KEYS": "bench-1:" + "b" * 48, "LOG_LEVEL": "WARNING"},
+    )
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-3000:])
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -169,19 +265,28 @@ def _pass_main(url: str, as_of: str, full: bool) -> None:
     import backend.clinical.evaluate  # noqa: F401 - imports (numpy, scipy) are not part of a pass
     from backend.config import Settings
     from backend.db import make_engine, make_sessionmaker
-    from backend.evaluation import evaluate_patients
+    from backend.evaluation.runner import evaluate_patients
 
     logging.disable(logging.WARNING)
     settings = Settings.from_env(database_url=url, email_backend="console")
     engine = make_engine(url)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
-    summary = evaluate_patients(make_sessionmaker(engine), settings=settings,
-                                as_of=datetime.fromisoformat(as_of), full=full)
+    summary = evaluate_patients(
+        make_sessionmaker(engine), settings=settings, as_of=datetime.fromisoformat(as_of), full=full
+    )
     seconds = time.perf_counter() - t0
     engine.dispose()
-    print(json.dumps({"seconds": seconds, **summary, "rss_before_mib": rss0,
-                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                **summary,
+                "rss_before_mib": rss0,
+                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
 
 
 def add_one_day(url: str, fraction: float) -> int:
@@ -194,13 +299,29 @@ def add_one_day(url: str, fraction: float) -> int:
         cur.execute("SELECT id, change_seq FROM patients ORDER BY id")
         rows = cur.fetchall()
         chosen = rows[:: max(1, round(1 / fraction))]
-        with cur.copy("COPY spirometry_sessions (id, client_id, patient_id, seq, utc_offset_minutes, "
-                      "created_at, measured_at, setting, fev1_l, fvc_l) FROM STDIN") as cp:
+        with cur.copy(
+            "COPY spirometry_sessions (id, client_id, patient_id, seq, utc_offset_minutes, "
+            "created_at, measured_at, setting, fev1_l, fvc_l) FROM STDIN"
+        ) as cp:
             for pid, seq in chosen:
-                cp.write_row((str(uuid.uuid4()), str(uuid.uuid4()), pid, seq + 1, 0, now,
-                              NEXT_DAY - timedelta(hours=12), "home", 1.9, 2.6))
-        cur.executemany("UPDATE patients SET change_seq = change_seq + 1, data_changed_at = %s "
-                        "WHERE id = %s", [(now, pid) for pid, _ in chosen])
+                cp.write_row(
+                    (
+                        str(uuid.uuid4()),
+                        str(uuid.uuid4()),
+                        pid,
+                        seq + 1,
+                        0,
+                        now,
+                        NEXT_DAY - timedelta(hours=12),
+                        "home",
+                        1.9,
+                        2.6,
+                    )
+                )
+        cur.executemany(
+            "UPDATE patients SET change_seq = change_seq + 1, data_changed_at = %s WHERE id = %s",
+            [(now, pid) for pid, _ in chosen],
+        )
         conn.commit()
     return len(chosen)
 
@@ -217,9 +338,9 @@ def main() -> int:
         _pass_main(args.run_pass, args.as_of, args.full)
         return 0
 
-    from backend.auth.services import create_team
     from backend.clinical.thresholds import DEFAULT_THRESHOLDS
     from backend.db import make_engine, make_sessionmaker, session_scope
+    from backend.patients.accounts import create_team
 
     print_machine()
     url = create_pg_database("lamtrack_bench_eval")
@@ -247,29 +368,37 @@ def main() -> int:
             rss.append(res["peak_rss_mib"])
             ratio = res["seconds"] / floor_win
             ok &= ratio <= 3
-            print(f"patients={size:6d} (+{counts['spirometry']} sessions, +{counts['doses']} doses "
-                  f"loaded in {load_s:.0f} s) full pass {res['seconds']:.1f} s "
-                  f"({1000 * res['seconds'] / size:.2f} ms/patient, errors={res['errors']}, "
-                  f"opened={res['opened']}) floor(window {window} d) {floor_win:.2f} s "
-                  f"floor(all rows) {floor_all:.2f} s ratio {ratio:.1f}x "
-                  f"(vs all rows {res['seconds'] / floor_all:.1f}x) target<=3x "
-                  f"{'MET' if ratio <= 3 else 'MISSED'}; peak RSS {res['peak_rss_mib']:.0f} MiB "
-                  f"(after imports {res['rss_before_mib']:.0f} MiB)", flush=True)
+            print(
+                f"patients={size:6d} (+{counts['spirometry']} sessions, +{counts['doses']} doses "
+                f"loaded in {load_s:.0f} s) full pass {res['seconds']:.1f} s "
+                f"({1000 * res['seconds'] / size:.2f} ms/patient, errors={res['errors']}, "
+                f"opened={res['opened']}) floor(window {window} d) {floor_win:.2f} s "
+                f"floor(all rows) {floor_all:.2f} s ratio {ratio:.1f}x "
+                f"(vs all rows {res['seconds'] / floor_all:.1f}x) target<=3x "
+                f"{'MET' if ratio <= 3 else 'MISSED'}; peak RSS {res['peak_rss_mib']:.0f} MiB "
+                f"(after imports {res['rss_before_mib']:.0f} MiB)",
+                flush=True,
+            )
         growth = max(rss) / min(rss)
         flat = growth < 1.25
         ok &= flat
-        print(f"peak RSS across sizes {', '.join(f'{r:.0f}' for r in rss)} MiB: "
-              f"max/min {growth:.2f} {'FLAT' if flat else 'GROWS'}", flush=True)
+        print(
+            f"peak RSS across sizes {', '.join(f'{r:.0f}' for r in rss)} MiB: "
+            f"max/min {growth:.2f} {'FLAT' if flat else 'GROWS'}",
+            flush=True,
+        )
         # incremental: one day of new data for 1 % of the patients
         changed = add_one_day(url, 0.01)
         inc = run_pass(url, full=False, as_of=NEXT_DAY)
         assert last_full is not None
         share = inc["seconds"] / last_full["seconds"]
-        print(f"incremental: {changed} patients with new data ({100 * changed / loaded:.1f} %), "
-              f"evaluated {inc['patients']} in {inc['seconds']:.2f} s = {100 * share:.2f} % of the "
-              f"full pass ({1000 * inc['seconds'] / max(1, inc['patients']):.2f} ms/patient vs "
-              f"{1000 * last_full['seconds'] / loaded:.2f}); peak RSS {inc['peak_rss_mib']:.0f} MiB",
-              flush=True)
+        print(
+            f"incremental: {changed} patients with new data ({100 * changed / loaded:.1f} %), "
+            f"evaluated {inc['patients']} in {inc['seconds']:.2f} s = {100 * share:.2f} % of the "
+            f"full pass ({1000 * inc['seconds'] / max(1, inc['patients']):.2f} ms/patient vs "
+            f"{1000 * last_full['seconds'] / loaded:.2f}); peak RSS {inc['peak_rss_mib']:.0f} MiB",
+            flush=True,
+        )
         ok &= inc["patients"] == changed and share < 3 * changed / loaded
     finally:
         if args.keep:

@@ -17,7 +17,7 @@ from flask import Flask, jsonify, request
 from sqlalchemy import insert
 
 from backend.db import make_engine
-from backend.spirometry.models import SpirometrySession
+from backend.streams.spirometry.models import SpirometrySession
 
 app = Flask(__name__)
 engine = make_engine(os.environ["DATABASE_URL"])
@@ -38,13 +38,22 @@ def store(pid: str) -> Any:
     for item in items:
         measured_at = datetime.fromisoformat(item["measured_at"])
         _seq[0] += 1
-        rows.append({
-            "id": str(uuid.uuid4()), "client_id": item["client_id"], "patient_id": pid,
-            "seq": _seq[0], "created_at": now, "measured_at": measured_at,
-            "utc_offset_minutes": int(measured_at.utcoffset().total_seconds() // 60),  # type: ignore[union-attr]
-            "setting": item.get("setting", "home"), "fev1_l": item["fev1_l"],
-            "fvc_l": item.get("fvc_l"), "pef_l_s": item.get("pef_l_s"), "device": item.get("device"),
-        })
+        rows.append(
+            {
+                "id": str(uuid.uuid4()),
+                "client_id": item["client_id"],
+                "patient_id": pid,
+                "seq": _seq[0],
+                "created_at": now,
+                "measured_at": measured_at,
+                "utc_offset_minutes": int(measured_at.utcoffset().total_seconds() // 60),  # type: ignore[union-attr]
+                "setting": item.get("setting", "home"),
+                "fev1_l": item["fev1_l"],
+                "fvc_l": item.get("fvc_l"),
+                "pef_l_s": item.get("pef_l_s"),
+                "device": item.get("device"),
+            }
+        )
     with engine.begin() as conn:
         conn.execute(insert(table), rows)
     return jsonify({"stored": len(rows)})

@@ -56,9 +56,12 @@ def _cpu_seconds(server: Server) -> float:
 
 
 def _bodies(n_requests: int, per_request: int, seed: int) -> list[bytes]:
-    return [json.dumps({"items": spirometry_items(per_request, start_day=i * per_request,
-                                                  rng_seed=seed + i)}).encode()
-            for i in range(n_requests)]
+    return [
+        json.dumps(
+            {"items": spirometry_items(per_request, start_day=i * per_request, rng_seed=seed + i)}
+        ).encode()
+        for i in range(n_requests)
+    ]
 
 
 def _post(client: Client, path: str, body: bytes) -> float:
@@ -79,8 +82,10 @@ def compare(kind: str, per_request: int, n_requests: int, workers: int) -> dict[
         seeded = seed_accounts(url, 1)
         api_pid, api_email = seeded.patients[0]
         floor_pid = seed_accounts(floor_url, 1).patients[0][0]
-        with Server("backend.wsgi:app", url, workers=workers) as api, \
-                Server("scripts.bench.floor_app:app", floor_url, workers=workers) as floor:
+        with (
+            Server("backend.wsgi:app", url, workers=workers) as api,
+            Server("scripts.bench.floor_app:app", floor_url, workers=workers) as floor,
+        ):
             api_client = Client(api.port, login(api.port, api_email))
             floor_client = Client(floor.port)
             api_path = f"/api/v1/patients/{api_pid}/spirometry"
@@ -118,8 +123,7 @@ def compare(kind: str, per_request: int, n_requests: int, workers: int) -> dict[
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--db", nargs="+", default=["postgres", "sqlite"],
-                        choices=["postgres", "sqlite"])
+    parser.add_argument("--db", nargs="+", default=["postgres", "sqlite"], choices=["postgres", "sqlite"])
     parser.add_argument("--batches", type=int, default=30, help="500-item requests per side")
     parser.add_argument("--singles", type=int, default=400, help="1-item requests per side")
     parser.add_argument("--workers", type=int, default=1)
@@ -127,17 +131,22 @@ def main() -> int:
     print_machine()
     ok = True
     for kind in args.db:
-        for label, per_request, n, target in (("batch-500", 500, args.batches, 0.5),
-                                              ("single", 1, args.singles, 0.6)):
+        for label, per_request, n, target in (
+            ("batch-500", 500, args.batches, 0.5),
+            ("single", 1, args.singles, 0.6),
+        ):
             res = compare(kind, per_request, n, args.workers)
             met = res["ratio"] >= target
             ok &= met
-            print(f"{kind:8s} {label:9s} rows={res['rows']:6d} "
-                  f"api={res['api_rows_s']:9.1f} rows/s ({res['api_ms_per_request']:7.1f} ms/req) "
-                  f"floor={res['floor_rows_s']:9.1f} rows/s ({res['floor_ms_per_request']:7.1f} ms/req) "
-                  f"ratio={res['ratio']:.2f} (median of pairs {res['ratio_median_pair']:.2f}, "
-                  f"server CPU {res['ratio_cpu']:.2f}) "
-                  f"target>={target} {'MET' if met else 'MISSED'}", flush=True)
+            print(
+                f"{kind:8s} {label:9s} rows={res['rows']:6d} "
+                f"api={res['api_rows_s']:9.1f} rows/s ({res['api_ms_per_request']:7.1f} ms/req) "
+                f"floor={res['floor_rows_s']:9.1f} rows/s ({res['floor_ms_per_request']:7.1f} ms/req) "
+                f"ratio={res['ratio']:.2f} (median of pairs {res['ratio_median_pair']:.2f}, "
+                f"server CPU {res['ratio_cpu']:.2f}) "
+                f"target>={target} {'MET' if met else 'MISSED'}",
+                flush=True,
+            )
     return 0 if ok else 1
 
 

@@ -31,16 +31,24 @@ def main() -> None:
     with database(args.db) as url:
         seeded = seed_accounts(url, 1)
         kid, secret = JWT_KEYS.split(":")
-        app = create_app(Settings(database_url=url, jwt_keys={kid: secret}, log_level="WARNING",
-                                  login_rate_limit="1000 per minute"))
+        app = create_app(
+            Settings(
+                database_url=url,
+                jwt_keys={kid: secret},
+                log_level="WARNING",
+                login_rate_limit="1000 per minute",
+            )
+        )
         client = app.test_client()
         pid, email = seeded.patients[0]
-        token = client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD}
-                            ).get_json()["access_token"]
+        token = client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD}).get_json()[
+            "access_token"
+        ]
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        bodies = [json.dumps({"items": spirometry_items(args.items, start_day=i * args.items,
-                                                        rng_seed=i)})
-                  for i in range(args.requests + 2)]
+        bodies = [
+            json.dumps({"items": spirometry_items(args.items, start_day=i * args.items, rng_seed=i)})
+            for i in range(args.requests + 2)
+        ]
         for body in bodies[:2]:
             client.post(f"/api/v1/patients/{pid}/spirometry", data=body, headers=headers)
         profiler = Profiler(interval=0.0005)

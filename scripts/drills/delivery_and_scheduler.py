@@ -19,8 +19,11 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-FILES = ["tests/integration/test_notify_smtp.py", "tests/integration/test_scheduler_lease.py",
-         "tests/integration/test_scheduler_processes.py"]
+FILES = [
+    "tests/integration/test_notify_smtp.py",
+    "tests/integration/test_scheduler_lease.py",
+    "tests/integration/test_scheduler_processes.py",
+]
 
 
 def main() -> int:

@@ -36,22 +36,26 @@ def _count(url: str, pid: str, client_ids: list[str]) -> tuple[int, int]:
     from sqlalchemy import func, select
 
     from backend.db import make_engine
-    from backend.spirometry.models import SpirometrySession as S
+    from backend.streams.spirometry.models import SpirometrySession as S
 
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
             rows, distinct = conn.execute(
-                select(func.count(), func.count(S.client_id.distinct()))
-                .where(S.patient_id == pid, S.client_id.in_(client_ids))).one()
+                select(func.count(), func.count(S.client_id.distinct())).where(
+                    S.patient_id == pid, S.client_id.in_(client_ids)
+                )
+            ).one()
     finally:
         engine.dispose()
     return int(rows), int(distinct)
 
 
 def _send_and_drop(port: int, path: str, token: str, body: bytes) -> None:
-    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-            f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(head + body)
         sock.shutdown(socket.SHUT_RDWR)
@@ -70,21 +74,35 @@ def _wait_ready(port: int) -> None:
 def _check(url: str, pid: str, client_ids: list[str], label: str, failures: list[str]) -> int:
     rows, distinct = _count(url, pid, client_ids)
     ok = rows == distinct and rows in (0, len(client_ids))
-    print(f"  {label}: {rows} of {len(client_ids)} items stored after the interruption "
-          f"{'(all or none: ok)' if ok else '(PARTIAL: FAIL)'}", flush=True)
+    print(
+        f"  {label}: {rows} of {len(client_ids)} items stored after the interruption "
+        f"{'(all or none: ok)' if ok else '(PARTIAL: FAIL)'}",
+        flush=True,
+    )
     if not ok:
         failures.append(f"{label}: {rows} rows stored")
     return rows
 
 
-def _retry(client: Client, url: str, path: str, pid: str, body: bytes, client_ids: list[str],
-           label: str, failures: list[str]) -> None:
+def _retry(
+    client: Client,
+    url: str,
+    path: str,
+    pid: str,
+    body: bytes,
+    client_ids: list[str],
+    label: str,
+    failures: list[str],
+) -> None:
     status, answer = client.request("POST", path, body)
     statuses = {r["status"] for r in answer["results"]} if status == 200 else {str(status)}
     rows, distinct = _count(url, pid, client_ids)
     ok = status == 200 and statuses <= {"created", "duplicate"} and rows == distinct == len(client_ids)
-    print(f"  {label}: retry -> {status} {sorted(statuses)}, {rows} rows, {distinct} distinct "
-          f"{'ok' if ok else 'FAIL'}", flush=True)
+    print(
+        f"  {label}: retry -> {status} {sorted(statuses)}, {rows} rows, {distinct} distinct "
+        f"{'ok' if ok else 'FAIL'}",
+        flush=True,
+    )
     if not ok:
         failures.append(f"{label}: retry left {rows} rows ({distinct} distinct), {statuses}")
 

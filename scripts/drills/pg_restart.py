@@ -38,8 +38,12 @@ def pg(action: str) -> None:
 
 
 def pg_is_up() -> bool:
-    return subprocess.run(["pg_isready", "-h", "127.0.0.1", "-p", "5432"], capture_output=True,
-                          check=False).returncode == 0
+    return (
+        subprocess.run(
+            ["pg_isready", "-h", "127.0.0.1", "-p", "5432"], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
 
 
 def drill(down_seconds: float = 5.0) -> list[str]:
@@ -47,7 +51,7 @@ def drill(down_seconds: float = 5.0) -> list[str]:
     from sqlalchemy import func, select
 
     from backend.db import make_engine
-    from backend.spirometry.models import SpirometrySession as S
+    from backend.streams.spirometry.models import SpirometrySession as S
 
     with database("postgres") as url:
         seeded = seed_accounts(url, 4)
@@ -71,8 +75,10 @@ def drill(down_seconds: float = 5.0) -> list[str]:
                     n += 1
                     time.sleep(0.05)
 
-            threads = [threading.Thread(target=uploader, args=(pid, tok, k * 10_000), daemon=True)
-                       for k, (pid, tok) in enumerate(tokens.items())]
+            threads = [
+                threading.Thread(target=uploader, args=(pid, tok, k * 10_000), daemon=True)
+                for k, (pid, tok) in enumerate(tokens.items())
+            ]
             for t in threads:
                 t.start()
             time.sleep(2)
@@ -113,7 +119,8 @@ def drill(down_seconds: float = 5.0) -> list[str]:
                 if status != 503:
                     failures.append(f"answer {status} while down: {text[:200]}")
                 elif headers.get("content-type") != "application/problem+json" or "Retry-After" not in {
-                        k.title() for k in headers}:
+                    k.title() for k in headers
+                }:
                     failures.append(f"503 without problem+json/Retry-After: {headers}")
                 if "Traceback" in text or 'File "' in text:
                     failures.append("a traceback in the body")
@@ -125,8 +132,9 @@ def drill(down_seconds: float = 5.0) -> list[str]:
             partial = 0
             with engine.connect() as conn:
                 for pid, _body, ids, status, _raw, _h in sent:
-                    rows = conn.execute(select(func.count()).where(
-                        S.patient_id == pid, S.client_id.in_(ids))).scalar_one()
+                    rows = conn.execute(
+                        select(func.count()).where(S.patient_id == pid, S.client_id.in_(ids))
+                    ).scalar_one()
                     if rows not in (0, len(ids)) or (status == 200 and rows != len(ids)):
                         partial += 1
             print(f"batches half-written: {partial} of {len(sent)}", flush=True)
@@ -140,12 +148,15 @@ def drill(down_seconds: float = 5.0) -> list[str]:
                     failures.append(f"replay answered {status}")
                     break
             with engine.connect() as conn:
-                total, distinct = conn.execute(select(func.count(), func.count(
-                    func.distinct(S.patient_id + S.client_id)))).one()
+                total, distinct = conn.execute(
+                    select(func.count(), func.count(func.distinct(S.patient_id + S.client_id)))
+                ).one()
             engine.dispose()
             expected = sum(len(s[2]) for s in sent)
-            print(f"after replaying every batch: {total} rows, {distinct} distinct, {expected} expected",
-                  flush=True)
+            print(
+                f"after replaying every batch: {total} rows, {distinct} distinct, {expected} expected",
+                flush=True,
+            )
             if not total == distinct == expected:
                 failures.append(f"after replay {total} rows / {distinct} distinct, expected {expected}")
     return failures

@@ -29,9 +29,14 @@ _clinicians = itertools.cycle(ACCOUNTS["clinicians"])
 def _session(days_ago: float) -> dict[str, object]:
     fev1 = round(random.uniform(1.3, 2.6), 3)
     at = datetime.now(UTC) - timedelta(days=days_ago)
-    return {"client_id": str(uuid.uuid4()), "measured_at": at.isoformat(timespec="seconds"),
-            "setting": "home", "fev1_l": fev1, "fvc_l": round(fev1 / 0.72, 3),
-            "device": {"manufacturer": "Load", "model": "L1", "serial": "L-1"}}
+    return {
+        "client_id": str(uuid.uuid4()),
+        "measured_at": at.isoformat(timespec="seconds"),
+        "setting": "home",
+        "fev1_l": fev1,
+        "fvc_l": round(fev1 / 0.72, 3),
+        "device": {"manufacturer": "Load", "model": "L1", "serial": "L-1"},
+    }
 
 
 class Patient(HttpUser):
@@ -47,29 +52,46 @@ class Patient(HttpUser):
     @task(3)
     def upload_sessions(self) -> None:
         items = [_session(random.uniform(0, 3)) for _ in range(random.randint(1, 4))]
-        with self.client.post(f"/api/v1/patients/{self.pid}/spirometry", json={"items": items},
-                              headers=self.headers, name="POST spirometry",
-                              catch_response=True) as resp:
+        with self.client.post(
+            f"/api/v1/patients/{self.pid}/spirometry",
+            json={"items": items},
+            headers=self.headers,
+            name="POST spirometry",
+            catch_response=True,
+        ) as resp:
             if resp.status_code != 200 or any(r["status"] != "created" for r in resp.json()["results"]):
                 resp.failure(f"{resp.status_code} {resp.text[:200]}")
 
     @task(2)
     def upload_dose(self) -> None:
-        item = {"client_id": str(uuid.uuid4()), "status": "taken", "dose_mg": 2.0,
-                "taken_at": (datetime.now(UTC) - timedelta(hours=random.uniform(0, 24))
-                             ).isoformat(timespec="seconds")}
-        self.client.post(f"/api/v1/patients/{self.pid}/doses", json={"items": [item]},
-                         headers=self.headers, name="POST doses")
+        item = {
+            "client_id": str(uuid.uuid4()),
+            "status": "taken",
+            "dose_mg": 2.0,
+            "taken_at": (datetime.now(UTC) - timedelta(hours=random.uniform(0, 24))).isoformat(
+                timespec="seconds"
+            ),
+        }
+        self.client.post(
+            f"/api/v1/patients/{self.pid}/doses",
+            json={"items": [item]},
+            headers=self.headers,
+            name="POST doses",
+        )
 
     @task(2)
     def read_sessions(self) -> None:
-        self.client.get(f"/api/v1/patients/{self.pid}/spirometry?limit=50", headers=self.headers,
-                        name="GET spirometry")
+        self.client.get(
+            f"/api/v1/patients/{self.pid}/spirometry?limit=50", headers=self.headers, name="GET spirometry"
+        )
 
     @task(3)
     def sync(self) -> None:
-        resp = self.client.get(f"/api/v1/patients/{self.pid}/changes?cursor={self.cursor}&limit=100",
-                               headers=self.headers, name="GET changes")
+        resp = self.client.get(
+            f"/api/v1/patients/{self.pid}/changes?cursor={self.cursor}&limit=100",
+            headers=self.headers,
+            name="GET changes",
+        )
         if resp.status_code == 200:
             self.cursor = resp.json()["next_cursor"]
 
@@ -94,5 +116,8 @@ class Clinician(HttpUser):
     @task(1)
     def one_patient(self) -> None:
         pid = random.choice(self.patient_ids)
-        self.client.get(f"/api/v1/patients/{pid}/spirometry?limit=100", headers=self.headers,
-                        name="GET patient spirometry (clinician)")
+        self.client.get(
+            f"/api/v1/patients/{pid}/spirometry?limit=100",
+            headers=self.headers,
+            name="GET patient spirometry (clinician)",
+        )

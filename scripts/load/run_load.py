@@ -49,27 +49,53 @@ def seed(url: str, n_patients: int, port: int) -> dict[str, list[dict[str, objec
     accounts: dict[str, list[dict[str, object]]] = {"patients": [], "clinicians": []}
     for team in range(max(1, n_patients // 50)):
         seeded = seed_accounts(url, min(50, n_patients), tag=f"load{team}-{random.randrange(10**6)}")
-        accounts["clinicians"].append({"token": login(port, seeded.clinician_email),
-                                       "patient_ids": [p for p, _ in seeded.patients]})
+        accounts["clinicians"].append(
+            {"token": login(port, seeded.clinician_email), "patient_ids": [p for p, _ in seeded.patients]}
+        )
         for pid, email in seeded.patients:
             token = login(port, email)
             # a history to read and sync: 60 days of sessions
             status, _ = Client(port, token).request(
-                "POST", f"/api/v1/patients/{pid}/spirometry",
-                {"items": spirometry_items(60, start_day=2100, rng_seed=hash(pid) % 1000)})
+                "POST",
+                f"/api/v1/patients/{pid}/spirometry",
+                {"items": spirometry_items(60, start_day=2100, rng_seed=hash(pid) % 1000)},
+            )
             assert status == 200
             accounts["patients"].append({"patient_id": pid, "token": token})
     return accounts
 
 
 def run_locust(port: int, accounts_file: str, users: int, duration: int, out: str) -> list[dict[str, str]]:
-    cmd = [sys.executable, "-m", "locust", "-f", str(Path(__file__).with_name("locustfile.py")),
-           "--headless", "--host", f"http://127.0.0.1:{port}", "-u", str(users),
-           "-r", str(max(1, users // 10)), "-t", f"{duration}s", "--csv", out, "--only-summary",
-           "--stop-timeout", "5"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(Path(__file__).with_name("locustfile.py")),
+        "--headless",
+        "--host",
+        f"http://127.0.0.1:{port}",
+        "-u",
+        str(users),
+        "-r",
+        str(max(1, users // 10)),
+        "-t",
+        f"{duration}s",
+        "--csv",
+        out,
+        "--only-summary",
+        "--stop-timeout",
+        "5",
+    ]
     env = {**os.environ, "LAMTRACK_LOAD_ACCOUNTS": accounts_file}
-    subprocess.run(cmd, env=env, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   timeout=duration + 120)
+    subprocess.run(
+        cmd,
+        env=env,
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=duration + 120,
+    )
     with open(f"{out}_stats.csv") as f:
         return list(csv.DictReader(f))
 
@@ -81,8 +107,9 @@ def login_limit(url: str, storage: str, email: str, workers: int, minutes: int) 
     with Server("backend.wsgi:app", url, workers=workers, env=env) as srv:
         for _ in range(30):
             client = Client(srv.port)
-            status, _ = client.request("POST", "/api/v1/auth/login",
-                                       {"email": email, "password": "wrong password, on purpose"})
+            status, _ = client.request(
+                "POST", "/api/v1/auth/login", {"email": email, "password": "wrong password, on purpose"}
+            )
             client.close()
             if status == 429:
                 limited += 1
@@ -105,42 +132,57 @@ def main() -> int:
     ok = True
     try:
         upgrade(url)
-        with Server("backend.wsgi:app", url, workers=args.workers,
-                    env={"RATE_LIMIT_STORAGE_URL": REDIS}) as srv, \
-                tempfile.TemporaryDirectory() as tmp:
+        with (
+            Server(
+                "backend.wsgi:app", url, workers=args.workers, env={"RATE_LIMIT_STORAGE_URL": REDIS}
+            ) as srv,
+            tempfile.TemporaryDirectory() as tmp,
+        ):
             accounts = seed(url, args.patients, srv.port)
             accounts_file = os.path.join(tmp, "accounts.json")
             Path(accounts_file).write_text(json.dumps(accounts))
             t0 = time.time()
             rows = run_locust(srv.port, accounts_file, args.users, args.duration, os.path.join(tmp, "load"))
-            print(f"locust: {args.users} users, {args.duration} s, gunicorn {args.workers} sync workers, "
-                  f"PostgreSQL, rate limits in Redis (wall {time.time() - t0:.0f} s)")
-            print(f"{'request':42s} {'count':>7s} {'fail':>5s} {'req/s':>7s} {'p50':>5s} {'p95':>5s} "
-                  f"{'p99':>5s} {'max':>6s}  (ms)")
+            print(
+                f"locust: {args.users} users, {args.duration} s, gunicorn {args.workers} sync workers, "
+                f"PostgreSQL, rate limits in Redis (wall {time.time() - t0:.0f} s)"
+            )
+            print(
+                f"{'request':42s} {'count':>7s} {'fail':>5s} {'req/s':>7s} {'p50':>5s} {'p95':>5s} "
+                f"{'p99':>5s} {'max':>6s}  (ms)"
+            )
             for r in rows:
-                print(f"{r['Name']:42s} {r['Request Count']:>7s} {r['Failure Count']:>5s} "
-                      f"{float(r['Requests/s']):7.1f} {r['50%']:>5s} {r['95%']:>5s} {r['99%']:>5s} "
-                      f"{float(r['Max Response Time']):6.0f}")
+                print(
+                    f"{r['Name']:42s} {r['Request Count']:>7s} {r['Failure Count']:>5s} "
+                    f"{float(r['Requests/s']):7.1f} {r['50%']:>5s} {r['95%']:>5s} {r['99%']:>5s} "
+                    f"{float(r['Max Response Time']):6.0f}"
+                )
             total = next(r for r in rows if r["Name"] == "Aggregated")
             fails = int(total["Failure Count"])
             p99 = float(total["99%"])
             met = fails == 0 and p99 < 250
             ok &= met
-            print(f"aggregate: {float(total['Requests/s']):.1f} req/s, p50 {total['50%']} ms, p95 "
-                  f"{total['95%']} ms, p99 {total['99%']} ms, errors {fails} "
-                  f"-> target (0 errors, p99 < 250 ms) "
-                  f"{'MET' if met else 'MISSED'}")
+            print(
+                f"aggregate: {float(total['Requests/s']):.1f} req/s, p50 {total['50%']} ms, p95 "
+                f"{total['95%']} ms, p99 {total['99%']} ms, errors {fails} "
+                f"-> target (0 errors, p99 < 250 ms) "
+                f"{'MET' if met else 'MISSED'}"
+            )
         seeded = seed_accounts(url, 0, tag=f"limit-{random.randrange(10**9)}")
         minutes = random.randrange(2, 59)
         allowed, limited, other = login_limit(url, REDIS, seeded.clinician_email, 4, minutes)
         held = allowed == 10 and limited == 20 and other == 0
         ok &= held
-        print(f"login limit '10 per {minutes} minutes', 4 workers, Redis storage: {allowed} allowed, "
-              f"{limited} answered 429, {other} other -> {'HOLDS' if held else 'DOES NOT HOLD'}")
+        print(
+            f"login limit '10 per {minutes} minutes', 4 workers, Redis storage: {allowed} allowed, "
+            f"{limited} answered 429, {other} other -> {'HOLDS' if held else 'DOES NOT HOLD'}"
+        )
         seeded = seed_accounts(url, 0, tag=f"limit-mem-{random.randrange(10**9)}")
         allowed, limited, other = login_limit(url, "memory://", seeded.clinician_email, 4, minutes + 1)
-        print(f"same with memory:// storage (contrast): {allowed} allowed, {limited} answered 429 "
-              f"(each worker counts on its own)")
+        print(
+            f"same with memory:// storage (contrast): {allowed} allowed, {limited} answered 429 "
+            f"(each worker counts on its own)"
+        )
     finally:
         drop_pg_database(url)
     return 0 if ok else 1

@@ -9,9 +9,13 @@ from backend.clinical import gli
 
 
 def _values(points: list[tuple[float, float]], sex: str) -> list[tuple[object, object]]:
-    return [(gli.fev1_reference(sex_at_birth=sex, age_years=a, height_cm=h, fev1_l=2.1),
-             gli.fvc_reference(sex_at_birth=sex, age_years=a, height_cm=h, fvc_l=2.9))
-            for a, h in points]
+    return [
+        (
+            gli.fev1_reference(sex_at_birth=sex, age_years=a, height_cm=h, fev1_l=2.1),
+            gli.fvc_reference(sex_at_birth=sex, age_years=a, height_cm=h, fvc_l=2.9),
+        )
+        for a, h in points
+    ]
 
 
 def test_prefetch_gives_the_same_reference_values() -> None:

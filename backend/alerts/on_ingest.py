@@ -1,0 +1,54 @@
+"""Alerts raised in the request that stores a report: an urgent side effect or a
+LAM event is put in front of the care team (alert and email in the same
+transaction) and the app is told at once what to advise the patient."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
+
+from backend.alerts.services import raise_alert
+from backend.config import Settings
+from backend.patients.models import Patient
+from backend.patients.services import thresholds_for
+
+
+class InsertContext(Protocol):
+    """What a stream's insert hook is given (a stream's `IngestContext`)."""
+
+    @property
+    def session(self) -> Session: ...
+    @property
+    def patient(self) -> Patient: ...
+    @property
+    def now(self) -> datetime: ...
+    @property
+    def settings(self) -> Settings: ...
+
+
+OnInsert = Callable[[InsertContext, list[dict[str, Any]]], dict[str, dict[str, Any]]]
+
+
+def alert_on_insert(
+    to_clinical: Callable[[dict[str, Any]], Any], rule: Callable[[Any, Any], Any]
+) -> OnInsert:
+    def hook(ctx: InsertContext, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        thresholds = thresholds_for(ctx.session, ctx.patient)
+        extras: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            candidate = rule(to_clinical(row), thresholds)
+            if candidate is None:
+                continue
+            alert = raise_alert(
+                ctx.session, patient=ctx.patient, candidate=candidate, as_of=ctx.now, settings=ctx.settings
+            )
+            extras[row["id"]] = {
+                "alert_id": alert.id if alert is not None else None,
+                "patient_message": candidate.patient_message,
+            }
+        return extras
+
+    return hook

@@ -1,0 +1,375 @@
+"""`lamtrack demo`: a synthetic cohort in the embedded database, a few months of
+weekly evaluations replayed, alerts in the API and alert emails as .eml files.
+
+The seeding helpers here (team, clinician, patient, stream items through the
+real ingest path) are also what the integration tests use to set up data.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.auth.models import TeamMembership, User
+from backend.auth.principal import Principal
+from backend.config import Settings
+from backend.db import make_engine, make_sessionmaker, utcnow
+from backend.patients.models import CareTeam, Patient
+
+DEMO_TEAM = "LAM demo clinic"
+DEMO_CLINICIAN = "demo@lamtrack.invalid"
+DEMO_NAMESPACE = uuid.UUID("5b0c7f0e-3d0a-4c55-9d8e-6d656d6f0001")
+
+
+# ------------------------------------------------------------------ seeding helpers
+
+
+def ensure_team(session: Session, *, name: str, settings: dict[str, Any] | None = None) -> CareTeam:
+    team = session.scalars(select(CareTeam).where(CareTeam.name == name)).first()
+    if team is None:
+        from backend.patients.accounts import create_team
+
+        team = create_team(session, name=name)
+        if settings:
+            team.settings = dict(settings)
+    return team
+
+
+def ensure_clinician(session: Session, *, team_id: str, email: str, password: str) -> User:
+    from backend.auth.services import normalise_email
+    from backend.patients.accounts import create_clinician
+
+    user = session.scalars(select(User).where(User.email == normalise_email(email))).first()
+    if user is not None:
+        member = session.scalar(
+            select(TeamMembership.id).where(
+                TeamMembership.team_id == team_id, TeamMembership.user_id == user.id
+            )
+        )
+        if member is not None:
+            return user
+    return create_clinician(session, team_id=team_id, email=email, password=password)
+
+
+def add_patient(
+    session: Session,
+    *,
+    team_id: str,
+    patient_id: str | None = None,
+    user_email: str | None = None,
+    created_at: datetime | None = None,
+    **profile: Any,
+) -> Patient:
+    """A patient record (and, with `user_email`, her account) without the invite dance."""
+    values: dict[str, Any] = {
+        "sex_at_birth": "female",
+        "date_of_birth": date(1980, 5, 17),
+        "height_cm": 165.0,
+        "lam_type": "sporadic",
+        "timezone": "Europe/London",
+        "treatment_status": "on_sirolimus",
+        "trough_target_low": 5.0,
+        "trough_target_high": 15.0,
+        "expected_sessions_per_week": 7,
+        "rule_overrides": {},
+    }
+    values.update(profile)
+    user_id = None
+    if user_email:
+        from backend.auth.passwords import hash_password
+
+        user = User(
+            email=user_email.lower(),
+            password_hash=hash_password(uuid.uuid4().hex),
+            role="patient",
+            is_active=True,
+        )
+        session.add(user)
+        session.flush()
+        user_id = user.id
+    patient = Patient(
+        id=patient_id or str(uuid.uuid4()),
+        care_team_id=team_id,
+        user_id=user_id,
+        change_seq=0,
+        created_at=created_at or utcnow(),
+        **values,
+    )
+    session.add(patient)
+    session.flush()
+    return patient
+
+
+def ingest(
+    session: Session,
+    *,
+    patient: Patient,
+    stream: str,
+    items: Sequence[dict[str, Any]],
+    now: datetime,
+    settings: Settings,
+    principal: Principal | None = None,
+) -> list[dict[str, Any]]:
+    """Store stream items through the same ingest path as the API (derived
+    fields, sequence numbers, event-driven alerts). Items are API JSON; a
+    `client_id` is added when missing."""
+    from backend.streams.ingest import ingest_batch
+    from backend.streams.registry import STREAMS
+
+    spec = next(s for s in STREAMS if s.name == stream)
+    principal = principal or Principal(user_id=patient.user_id or "system", role="patient")
+    prepared = [{"client_id": str(uuid.uuid4()), **item} for item in items]
+    return ingest_batch(
+        session, spec=spec, patient=patient, principal=principal, items=prepared, now=now, settings=settings
+    )
+
+
+# ------------------------------------------------------------------ the synthetic cohort
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def _demo_cohort(n: int, start: datetime, days: int, seed: int) -> list[dict[str, Any]]:
+    """Patients from the clinical cohort simulator (backend.clinical.simulation:
+    published FEV1 slopes, autocorrelated noise, outliers, adherence gaps,
+    treatment starts, dose changes with troughs, side effects), as API items.
+
+    One patient in seven also gets a 15 % acute drop, so the demo shows every
+    kind of alert. Readings are sent without blows (as most home devices do).
+    """
+    from backend.clinical.simulation import simulate_cohort
+
+    simulated = simulate_cohort(n_patients=n, days=days, start=start.date(), seed=seed, acute_drop_p=1 / 7)
+    cohort: list[dict[str, Any]] = []
+    for i, sim in enumerate(simulated):
+        h, facts = sim.history, sim.history.facts
+        items: dict[str, list[dict[str, Any]]] = {
+            "spirometry": [
+                {
+                    "measured_at": _iso(r.measured_at),
+                    "setting": r.setting,
+                    "fev1_l": round(r.fev1_l, 3),
+                    "fvc_l": round(r.fvc_l, 3) if r.fvc_l else None,
+                    "device": {"serial": r.device_id} if r.device_id else None,
+                }
+                for r in h.readings
+            ],
+            "doses": [
+                {"taken_at": _iso(d.taken_at), "status": d.status, "dose_mg": d.dose_mg} for d in h.doses
+            ],
+            "regimens": [
+                {
+                    "effective_at": _iso(g.effective_at),
+                    "kind": g.kind,
+                    "daily_dose_mg": g.daily_dose_mg,
+                    "drug_name": g.drug_name,
+                }
+                for g in h.regimens
+            ],
+            "troughs": [
+                {
+                    "drawn_at": _iso(t.drawn_at),
+                    "value_ng_ml": round(t.value_ng_ml, 2),
+                    "last_dose_at": _iso(t.last_dose_at) if t.last_dose_at else None,
+                    "assay_method": "lc_ms_ms",
+                }
+                for t in h.troughs
+            ],
+            "side-effects": [
+                {
+                    "onset_at": _iso(e.onset_at),
+                    "term": e.term,
+                    "severity": e.severity,
+                    "ctcae_grade": e.ctcae_grade,
+                    "temperature_c": e.temperature_c,
+                    "antibiotics_started": e.antibiotics_started,
+                }
+                for e in h.side_effects
+            ],
+            "events": [{"occurred_at": _iso(e.occurred_at), "kind": e.kind} for e in h.events],
+        }
+        cohort.append(
+            {
+                "id": str(uuid.uuid5(DEMO_NAMESPACE, f"patient-{i}")),
+                "ref": f"DEMO-{i + 1:03d}",
+                "timezone": facts.timezone,
+                "treated": bool(h.regimens),
+                "height_cm": facts.height_cm,
+                "date_of_birth": facts.date_of_birth,
+                "lam_type": facts.lam_type,
+                "expected_sessions_per_week": facts.expected_sessions_per_week,
+                "items": items,
+            }
+        )
+    return cohort
+
+
+def _time_of(stream: str, item: dict[str, Any]) -> datetime:
+    key = {
+        "spirometry": "measured_at",
+        "doses": "taken_at",
+        "regimens": "effective_at",
+        "troughs": "drawn_at",
+        "side-effects": "onset_at",
+        "events": "occurred_at",
+    }[stream]
+    return datetime.fromisoformat(item[key])
+
+
+def run_demo(
+    settings: Settings,
+    *,
+    n_patients: int = 20,
+    weeks: int = 16,
+    seed: int = 7,
+    echo: Callable[[str], None] = print,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Seed, replay weekly evaluations, queue the digest and deliver emails."""
+    from backend.alerts.digest import queue_weekly_digests
+    from backend.db_admin import upgrade
+    from backend.evaluation.runner import evaluate_patients
+    from backend.notify.outbox import deliver_outbox
+
+    upgrade(settings.database_url)
+
+    engine = make_engine(settings.database_url)
+    factory = make_sessionmaker(engine)
+    now = now or utcnow()
+    days = weeks * 7
+    start = (now - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
+    # A fresh password on every run (printed below), never a fixed one.
+    password = "demo-" + secrets.token_urlsafe(12)
+    try:
+        with factory.begin() as session:
+            team = ensure_team(session, name=DEMO_TEAM)
+            clinician = ensure_clinician(session, team_id=team.id, email=DEMO_CLINICIAN, password=password)
+            from backend.auth.passwords import hash_password
+
+            clinician.password_hash = hash_password(password)
+            team_id, clinician_id = team.id, clinician.id
+        cohort = _demo_cohort(n_patients, start, days, seed)
+        created = _seed(
+            factory,
+            cohort,
+            team_id=team_id,
+            clinician_id=clinician_id,
+            start=start,
+            days=days,
+            settings=settings,
+        )
+        echo(f"patients: {len(cohort)} ({created} new)")
+        weekly: list[dict[str, int]] = []
+        if created:
+            for week in range(1, weeks + 1):
+                as_of = start + timedelta(days=7 * week)
+                weekly.append(
+                    evaluate_patients(
+                        factory, settings=settings, as_of=min(as_of, now), full=True, replay=True
+                    )
+                )
+            evaluate_patients(factory, settings=settings, as_of=now, full=True)
+            queue_weekly_digests(factory, settings=settings, now=now)
+        delivered = deliver_outbox(factory, settings=settings, now=lambda: now)
+        with factory() as session:
+            from backend.alerts.models import Alert
+
+            by_status = dict(
+                session.execute(
+                    select(Alert.status, func.count(Alert.id))
+                    .where(Alert.care_team_id == team_id)
+                    .group_by(Alert.status)
+                ).all()
+            )
+    finally:
+        engine.dispose()
+    opened = sum(w["opened"] for w in weekly)
+    base = f"http://127.0.0.1:{settings.port}/api/v1"
+    echo(f"replayed {len(weekly)} weekly evaluations: {opened} alerts opened; now by status: {by_status}")
+    echo(
+        f"emails: {delivered} (backend {settings.email_backend}"
+        + (f", files in {settings.email_dir})" if settings.email_backend == "file" else ")")
+    )
+    echo("")
+    echo(f"clinician: {DEMO_CLINICIAN}  password: {password}")
+    echo("start the API with `lamtrack serve`, then:")
+    echo(
+        f"  TOKEN=$(curl -s -X POST {base}/auth/login -H 'Content-Type: application/json' "
+        f'-d \'{{"email": "{DEMO_CLINICIAN}", "password": "{password}"}}\' '
+        "| python -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')"
+    )
+    echo(f"  curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/alerts?status=open&limit=20'")
+    echo(f"  curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/alerts?severity=urgent'")
+    echo(f"  curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/patients'")
+    echo(
+        f'  curl -s -X POST -H "Authorization: Bearer $TOKEN" -H \'Content-Type: '
+        f'application/json\' -d \'{{"note": "called her"}}\' {base}/alerts/ALERT_ID/acknowledge'
+    )
+    return {
+        "team_id": team_id,
+        "patients": len(cohort),
+        "created": created,
+        "alerts": by_status,
+        "emails": delivered,
+        "password": password,
+    }
+
+
+def _seed(
+    factory: sessionmaker[Session],
+    cohort: list[dict[str, Any]],
+    *,
+    team_id: str,
+    clinician_id: str,
+    start: datetime,
+    days: int,
+    settings: Settings,
+) -> int:
+    """Store the cohort (skipping patients already there); one patient per
+    transaction, items in time order as they would have arrived."""
+    created = 0
+    clinician = Principal(user_id=clinician_id, role="clinician")
+    for spec in cohort:
+        with factory.begin() as session:
+            if session.get(Patient, spec["id"]) is not None:
+                continue
+            patient = add_patient(
+                session,
+                team_id=team_id,
+                patient_id=spec["id"],
+                external_ref=spec["ref"],
+                timezone=spec["timezone"],
+                height_cm=spec["height_cm"],
+                date_of_birth=spec["date_of_birth"],
+                lam_type=spec["lam_type"],
+                treatment_status="on_sirolimus" if spec["treated"] else "untreated",
+                expected_sessions_per_week=spec["expected_sessions_per_week"],
+                user_email=f"patient-{spec['ref'].lower()}@lamtrack.invalid",
+                created_at=start,
+            )
+            for stream, items in spec["items"].items():
+                if not items:
+                    continue
+                who = clinician if stream in ("regimens", "troughs") else None
+                for chunk_start in range(0, len(items), 500):
+                    chunk = items[chunk_start : chunk_start + 500]
+                    arrived = max(_time_of(stream, it) for it in chunk)
+                    ingest(
+                        session,
+                        patient=patient,
+                        stream=stream,
+                        items=chunk,
+                        now=arrived,
+                        principal=who,
+                        settings=settings,
+                    )
+            created += 1
+    return created

@@ -1,0 +1,131 @@
+"""Read-only views of the clinical engine for one patient: her FEV1 trend and
+her trough-draw schedule, computed now from the stored data."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from flask.views import MethodView
+from marshmallow import fields
+
+from backend.audit import record_audit
+from backend.auth.permissions import current_principal
+from backend.clinical.evaluate import evaluate_patient
+from backend.db import utcnow
+from backend.evaluation.loading import load_history
+from backend.patients.access import load_patient_for
+from backend.patients.services import thresholds_for
+from backend.schemas import StrictSchema
+from backend.web import Blueprint, db
+
+blp = Blueprint(
+    "trends",
+    __name__,
+    url_prefix="/api/v1",
+    description="FEV1 trend and trough schedule, from the clinical engine",
+)
+
+
+class TrendSegmentSchema(StrictSchema):
+    label = fields.String(required=True)
+    start = fields.Date(required=True)
+    end = fields.Date(required=True)
+    slope_ml_per_year = fields.Float(allow_none=True)
+    ci_low = fields.Float(allow_none=True)
+    ci_high = fields.Float(allow_none=True)
+    n_readings = fields.Integer(required=True)
+    span_days = fields.Float(required=True)
+    verdict = fields.String(required=True)
+
+
+class TrendSchema(StrictSchema):
+    as_of = fields.AwareDateTime(required=True)
+    slope_ml_per_year = fields.Float(allow_none=True)
+    ci_low = fields.Float(allow_none=True)
+    ci_high = fields.Float(allow_none=True)
+    slope_pct_pred_per_year = fields.Float(allow_none=True)
+    n_readings = fields.Integer(required=True)
+    span_days = fields.Float(required=True)
+    verdict = fields.String(
+        required=True,
+        metadata={"description": "insufficient_data | improving | stable | declining | rapid_decline"},
+    )
+    window_start = fields.Date(allow_none=True)
+    window_end = fields.Date(allow_none=True)
+    confidence = fields.Float(required=True)
+    lag1_autocorrelation = fields.Float(allow_none=True)
+    effective_n = fields.Float(allow_none=True)
+    n_outliers = fields.Integer(required=True)
+    segments = fields.List(fields.Nested(TrendSegmentSchema), required=True)
+    treatment_effect_ml_per_year = fields.Float(
+        allow_none=True,
+        metadata={"description": "On-treatment minus before-treatment slope: is the drug working for her?"},
+    )
+    treatment_effect_ci_low = fields.Float(allow_none=True)
+    treatment_effect_ci_high = fields.Float(allow_none=True)
+    latest_clinic_fev1_l = fields.Float(allow_none=True)
+    latest_clinic_at = fields.AwareDateTime(allow_none=True)
+
+
+class TroughScheduleItemSchema(StrictSchema):
+    reason = fields.String(required=True)
+    anchor_date = fields.Date(required=True)
+    due_date = fields.Date(required=True)
+    window_start = fields.Date(required=True)
+    window_end = fields.Date(required=True)
+    missed_after = fields.Date(required=True)
+    status = fields.String(
+        required=True, metadata={"description": "upcoming | due | overdue | missed | done"}
+    )
+    done_by = fields.String(allow_none=True)
+
+
+class TroughScheduleSchema(StrictSchema):
+    as_of = fields.AwareDateTime(required=True)
+    timezone = fields.String(required=True)
+    items = fields.List(fields.Nested(TroughScheduleItemSchema), required=True)
+
+
+def _evaluate(pid: str, action: str) -> tuple[Any, Any]:
+    principal = current_principal()
+    session = db()
+    patient = load_patient_for(session, principal, pid)
+    now = utcnow()
+    thresholds = thresholds_for(session, patient)
+    history = load_history(session, patient, as_of=now, thresholds=thresholds)
+    evaluation = evaluate_patient(history, as_of=now, thresholds=thresholds)
+    record_audit(
+        session,
+        actor_id=principal.user_id,
+        actor_role=principal.role,
+        action=action,
+        patient_id=patient.id,
+        resource_type=action.split(".")[0],
+    )
+    session.commit()
+    return patient, evaluation
+
+
+@blp.route("/patients/<pid>/trend")
+class Trend(MethodView):
+    @blp.response(200, TrendSchema)
+    @blp.alt_response(404, description="No such patient, or not yours")
+    def get(self, pid: str) -> dict[str, Any]:
+        """FEV1 slope (mL/year, % predicted/year) with its confidence interval, before vs on treatment"""
+        _, evaluation = _evaluate(pid, "trend.read")
+        return {"as_of": evaluation.as_of, **dataclasses.asdict(evaluation.trend)}
+
+
+@blp.route("/patients/<pid>/trough-schedule")
+class TroughSchedule(MethodView):
+    @blp.response(200, TroughScheduleSchema)
+    @blp.alt_response(404, description="No such patient, or not yours")
+    def get(self, pid: str) -> dict[str, Any]:
+        """Trough draws due after each regimen change and for maintenance, in her time zone"""
+        patient, evaluation = _evaluate(pid, "trough_schedule.read")
+        return {
+            "as_of": evaluation.as_of,
+            "timezone": patient.timezone,
+            "items": [dataclasses.asdict(i) for i in evaluation.trough_schedule],
+        }

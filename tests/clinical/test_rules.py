@@ -1,0 +1,385 @@
+"""Each rule on hand-made cases, firing and not firing."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, timedelta
+
+import pytest
+
+from backend.clinical import rules
+from backend.clinical.model import (
+    DoseLog,
+    LamEvent,
+    RegimenEvent,
+    SideEffectReport,
+    SpirometryReading,
+    TrendResult,
+    TroughFlags,
+    TroughResult,
+    TroughScheduleItem,
+)
+from backend.clinical.thresholds import DEFAULT_THRESHOLDS
+
+from .helpers import facts, local, series
+
+T = DEFAULT_THRESHOLDS
+
+
+# ------------------------------------------------------------- rapid decline
+
+
+def _trend(verdict: str, slope: float = -150.0) -> TrendResult:
+    return TrendResult(
+        slope,
+        slope - 60,
+        slope + 60,
+        -5.1,
+        220,
+        300.0,
+        verdict,
+        window_start=date(2025, 1, 1),
+        window_end=date(2025, 10, 28),
+        lag1_autocorrelation=0.3,
+        effective_n=120.0,
+    )
+
+
+def test_rapid_decline_fires_only_on_that_verdict() -> None:
+    c = rules.rapid_fev1_decline(_trend("rapid_decline"), T, segment_key="untreated")
+    assert c is not None
+    assert (c.rule, c.severity) == ("rapid_fev1_decline", "review")
+    assert c.numbers["slope_ml_per_year"] == -150.0
+    assert c.numbers["threshold_ml_per_year"] == -90.0
+    assert "150 mL/year" in c.explanation and "ATS/JRS 2016" in c.explanation
+    for v in ("stable", "declining", "insufficient_data", "improving"):
+        assert rules.rapid_fev1_decline(_trend(v), T, segment_key="untreated") is None
+
+
+def test_rapid_decline_episode_key_is_stable_while_decline_persists() -> None:
+    a = rules.rapid_fev1_decline(_trend("rapid_decline", -150), T, segment_key="untreated")
+    b = rules.rapid_fev1_decline(_trend("rapid_decline", -170), T, segment_key="untreated")
+    c = rules.rapid_fev1_decline(_trend("rapid_decline", -170), T, segment_key="on_treatment:2025-06-01")
+    assert a is not None and b is not None and c is not None
+    assert a.episode_key == b.episode_key
+    assert c.episode_key != a.episode_key
+
+
+# ---------------------------------------------------------------- acute drop
+
+
+def test_acute_drop_fires_after_two_days_at_least_10_percent_low() -> None:
+    s = series([2.50] * 10 + [2.20, 2.21])  # 12 % below the 7-day mean
+    last = int(s.day[-1])
+    drop = rules.find_acute_drop(s, last, T)
+    assert drop is not None
+    assert drop.onset_day == int(s.day[10])
+    assert drop.baseline_l == pytest.approx(2.5)
+    assert drop.n_baseline == 7
+    c = rules.acute_fev1_drop(drop, T)
+    assert c is not None and c.rule == "acute_fev1_drop"
+    assert c.numbers["drop_pct"] == pytest.approx(11.8, abs=0.1)
+    assert c.patient_message
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [2.50] * 10 + [2.30, 2.31],  # only 8 % below
+        [2.50] * 10 + [2.20],  # one day only
+        [2.50] * 10 + [2.20, 2.40],  # not persisting: back to normal
+        [2.50] * 2 + [2.20, 2.20],  # too little baseline
+    ],
+)
+def test_acute_drop_does_not_fire(values: list[float]) -> None:
+    s = series(values)
+    assert rules.find_acute_drop(s, int(s.day[-1]), T) is None
+
+
+def test_acute_drop_needs_recent_readings_and_same_device() -> None:
+    s = series([2.50] * 10 + [2.20, 2.21])
+    assert rules.find_acute_drop(s, int(s.day[-1]) + 3, T) is None  # old news
+    dev = series([2.50] * 10 + [2.20, 2.21], device=[0] * 10 + [1, 1])
+    assert rules.find_acute_drop(dev, int(dev.day[-1]), T) is None  # a device change
+
+
+def test_acute_drop_episode_onset_stays_fixed_while_it_persists() -> None:
+    values = [2.50] * 10 + [2.20, 2.21, 2.19, 2.22, 2.18, 2.20]
+    s = series(values)
+    onsets = set()
+    for k in range(12, len(values) + 1):
+        part = s.upto(int(s.day[k - 1]))
+        drop = rules.find_acute_drop(part, int(part.day[-1]), T)
+        assert drop is not None
+        c = rules.acute_fev1_drop(drop, T)
+        assert c is not None
+        onsets.add(c.episode_key)
+    assert len(onsets) == 1
+
+
+def test_acute_drop_mean_statistic_option() -> None:
+    s = series([2.50] * 10 + [2.30, 2.10])  # mean 12 % low, one day only 8 % low
+    assert rules.find_acute_drop(s, int(s.day[-1]), T) is None
+    mean = T.merged({"acute_drop_statistic": "mean"})
+    assert rules.find_acute_drop(s, int(s.day[-1]), mean) is not None
+
+
+# ---------------------------------------------------- drop with symptoms
+
+
+def _drop_alert() -> rules.AlertCandidate:
+    s = series([2.50] * 10 + [2.20, 2.21])
+    c = rules.acute_fev1_drop(rules.find_acute_drop(s, int(s.day[-1]), T), T)
+    assert c is not None
+    return c
+
+
+def test_drop_with_new_cough_or_fever_becomes_a_question() -> None:
+    now = local(2025, 5, 20)
+    cough = SideEffectReport("s1", now - timedelta(days=3), "cough", "mild")
+    c = rules.fev1_drop_with_symptoms(_drop_alert(), [cough], now - timedelta(days=14), now, T)
+    assert c is not None
+    assert (c.rule, c.severity) == ("fev1_drop_with_symptoms", "review")
+    assert "pneumonitis / infection" in c.explanation
+    assert c.numbers["underlying_rule"] == "acute_fev1_drop"
+    fever = SideEffectReport("s2", now - timedelta(days=1), "diarrhea", "mild", None, 38.4)
+    f = rules.fev1_drop_with_symptoms(_drop_alert(), [fever], now - timedelta(days=14), now, T)
+    assert f is not None and "fever 38.4" in f.explanation
+
+
+def test_drop_without_respiratory_symptoms_stays_plain() -> None:
+    now = local(2025, 5, 20)
+    reports = [
+        SideEffectReport("a", now - timedelta(days=2), "mucositis_oral", "severe"),
+        SideEffectReport("b", now - timedelta(days=30), "cough", "moderate"),  # too old
+        SideEffectReport("c", now - timedelta(days=2), "cough", "none"),
+        SideEffectReport("d", now - timedelta(days=2), "rash_acneiform", "mild", None, 37.9),
+    ]
+    assert rules.fev1_drop_with_symptoms(_drop_alert(), reports, now - timedelta(days=14), now, T) is None
+
+
+# ------------------------------------------------------- start criterion
+
+
+def test_below_start_criterion_in_untreated_patient() -> None:
+    f = facts(date_of_birth=date(1985, 5, 20))  # 40 y on 2025-05-20, 165 cm
+    now = local(2025, 5, 20, 20)
+    day = now.date().toordinal()
+    low = series([1.90] * 10, first_day=day - 9)  # 64 % of 2.965 L
+    c = rules.fev1_below_start_criterion(f, low, None, now, T, treated=False)
+    assert c is not None
+    assert c.numbers["percent_predicted"] == pytest.approx(64.1, abs=0.3)
+    assert "ATS/JRS 2016" in c.explanation
+    assert rules.fev1_below_start_criterion(f, low, None, now, T, treated=True) is None
+    ok = series([2.30] * 10, first_day=day - 9)  # 77.6 %
+    assert rules.fev1_below_start_criterion(f, ok, None, now, T, treated=False) is None
+
+
+def test_below_start_criterion_falls_back_to_clinic() -> None:
+    f = facts(date_of_birth=date(1985, 5, 20))
+    now = local(2025, 5, 20, 20)
+    clinic = SpirometryReading("k", local(2025, 3, 1), 1.8, None, "A", "clinic")
+    empty = series([])
+    c = rules.fev1_below_start_criterion(f, empty, clinic, now, T, treated=False)
+    assert c is not None and "clinic" in str(c.numbers["source"])
+    old = replace(clinic, measured_at=local(2023, 3, 1))
+    assert rules.fev1_below_start_criterion(f, empty, old, now, T, treated=False) is None
+
+
+# --------------------------------------------------------- trough schedule
+
+
+def _item(status: str) -> TroughScheduleItem:
+    return TroughScheduleItem(
+        "dose_change",
+        date(2025, 3, 1),
+        date(2025, 3, 15),
+        date(2025, 3, 8),
+        date(2025, 3, 22),
+        date(2025, 3, 29),
+        status,
+    )
+
+
+def test_trough_schedule_alerts() -> None:
+    assert rules.trough_schedule_alert(_item("upcoming")) is None
+    assert rules.trough_schedule_alert(_item("done")) is None
+    assert rules.trough_schedule_alert(None) is None
+    due = rules.trough_schedule_alert(_item("due"))
+    assert due is not None and (due.rule, due.severity) == ("trough_draw_due", "digest")
+    assert due.episode_key == "trough_draw_due:dose_change:2025-03-15"
+    missed = rules.trough_schedule_alert(_item("missed"))
+    assert missed is not None and (missed.rule, missed.severity) == ("trough_draw_missed", "review")
+    assert missed.episode_key == "trough_draw_missed:dose_change:2025-03-15"
+
+
+# ------------------------------------------------------------ trough level
+
+DRAWN = local(2025, 5, 10, 8)
+START = RegimenEvent("g", DRAWN - timedelta(days=60), "start", 2.0, "sirolimus")
+
+
+def _flags(**kw: object) -> TroughFlags:
+    base: dict[str, object] = {
+        "hours_since_last_dose": 24.0,
+        "days_since_regimen_change": 60.0,
+        "not_true_trough": False,
+        "before_steady_state": False,
+    }
+    base.update(kw)
+    return TroughFlags(**base)  # type: ignore[arg-type]
+
+
+def test_trough_in_range_or_before_steady_state_raises_nothing() -> None:
+    ok = TroughResult("t", DRAWN, 9.0, None)
+    assert rules.trough_out_of_range(ok, _flags(), [], [START], facts(), T) is None
+    low = TroughResult("t", DRAWN, 3.0, None)
+    assert rules.trough_out_of_range(low, _flags(before_steady_state=True), [], [START], facts(), T) is None
+
+
+def test_trough_not_true_trough() -> None:
+    high = TroughResult("t", DRAWN, 18.0, None)
+    c = rules.trough_out_of_range(
+        high, _flags(hours_since_last_dose=12.0, not_true_trough=True), [], [START], facts(), T
+    )
+    assert c is not None and c.numbers["kind"] == "not_true_trough"
+    assert "not a true trough" in c.explanation
+    assert "proportional_dose_mg" not in c.numbers
+
+
+def test_low_trough_with_missed_doses_is_an_adherence_question() -> None:
+    low = TroughResult("t", DRAWN, 3.0, None)
+    doses = [DoseLog("m", DRAWN - timedelta(days=3), "missed", None)]
+    c = rules.trough_out_of_range(low, _flags(), doses, [START], facts(), T)
+    assert c is not None and c.numbers["kind"] == "adherence"
+    assert "adherence question, not a dose question" in c.explanation
+    old_miss = [DoseLog("m", DRAWN - timedelta(days=9), "missed", None)]
+    d = rules.trough_out_of_range(low, _flags(), old_miss, [START], facts(), T)
+    assert d is not None and d.numbers["kind"] == "dose_question"
+
+
+def test_dose_question_shows_proportional_arithmetic_not_a_prescription() -> None:
+    low = TroughResult("t", DRAWN, 4.0, None)
+    c = rules.trough_out_of_range(low, _flags(), [], [START], facts(), T)
+    assert c is not None and c.numbers["kind"] == "dose_question"
+    assert c.numbers["proportional_dose_mg"] == 5.0  # 2 mg x 10 / 4
+    assert "not a prescription" in c.explanation
+    assert c.episode_key == "trough_out_of_range:t"
+    # the patient's own target range takes precedence
+    own = facts(trough_target_low=3.0, trough_target_high=8.0)
+    assert rules.trough_out_of_range(low, _flags(), [], [START], own, T) is None
+
+
+# ------------------------------------------------------------ side effects
+
+
+def _se(term: str, severity: str, **kw: object) -> SideEffectReport:
+    base: dict[str, object] = {"id": "s", "onset_at": local(2025, 5, 1), "term": term, "severity": severity}
+    base.update(kw)
+    return SideEffectReport(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        _se("mucositis_oral", "severe"),
+        _se("diarrhea", "very_severe"),
+        _se("dyspnea", "moderate"),
+        _se("pneumonitis", "mild", ctcae_grade=2),
+        _se("rash_acneiform", "mild", temperature_c=38.0),
+        _se("upper_respiratory_infection", "mild", antibiotics_started=True),
+        _se("nausea", "mild", ctcae_grade=3),
+    ],
+)
+def test_urgent_side_effects(report: SideEffectReport) -> None:
+    c = rules.side_effect_alert(report, T)
+    assert c is not None and (c.rule, c.severity) == ("urgent_side_effect", "urgent")
+    assert c.patient_message and "today" in c.patient_message
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        _se("cough", "mild"),
+        _se("dyspnea", "mild"),
+        _se("rash_acneiform", "mild", temperature_c=37.9),
+        _se("mucositis_oral", "severe", ctcae_grade=1),  # clinician grade takes precedence
+        _se("diarrhea", "none"),
+    ],
+)
+def test_non_urgent_side_effects(report: SideEffectReport) -> None:
+    c = rules.side_effect_alert(report, T)
+    assert c is None or c.severity != "urgent"
+
+
+def test_moderate_side_effect_goes_to_digest_and_thresholds_are_configurable() -> None:
+    c = rules.side_effect_alert(_se("rash_acneiform", "moderate"), T)
+    assert c is not None and c.severity == "digest"
+    assert rules.side_effect_alert(_se("rash_acneiform", "mild"), T) is None
+    strict = T.merged({"urgent_grade": 2})
+    s = rules.side_effect_alert(_se("rash_acneiform", "moderate"), strict)
+    assert s is not None and s.severity == "urgent"
+    warm = T.merged({"fever_c": 37.5})
+    w = rules.side_effect_alert(_se("rash_acneiform", "mild", temperature_c=37.6), warm)
+    assert w is not None and w.severity == "urgent"
+
+
+def test_very_severe_breathlessness_says_emergency() -> None:
+    c = rules.side_effect_alert(_se("dyspnea", "very_severe"), T)
+    assert c is not None and c.patient_message is not None
+    assert "emergency" in c.patient_message.lower()
+
+
+@pytest.mark.parametrize(
+    ("kind", "severity", "emergency"),
+    [
+        ("pneumothorax", "urgent", True),
+        ("chylothorax", "urgent", False),
+        ("chylous_ascites", "review", False),
+        ("hospital_admission", "review", False),
+    ],
+)
+def test_lam_events(kind: str, severity: str, emergency: bool) -> None:
+    c = rules.lam_event_alert(LamEvent("e1", local(2025, 5, 1), kind), T)
+    assert c is not None and c.severity == severity
+    assert c.episode_key == "lam_event:e1"
+    assert c.patient_message is not None
+    assert ("seek emergency care now" in c.patient_message.lower()) == emergency
+
+
+# --------------------------------------------------------------- adherence
+
+
+def test_readings_overdue() -> None:
+    f = facts(expected_sessions_per_week=7)
+    last = local(2025, 5, 1, 9)
+    assert rules.readings_overdue(f, last, local(2025, 5, 9, 20), T) is None  # 8 days
+    c = rules.readings_overdue(f, last, local(2025, 5, 10, 20), T)  # 9 days
+    assert c is not None and c.numbers["days_since_last_reading"] == 9
+    c2 = rules.readings_overdue(f, last, local(2025, 5, 20, 20), T)
+    assert c2 is not None and c2.episode_key == c.episode_key
+    weekly = facts(expected_sessions_per_week=1)
+    assert rules.readings_overdue(weekly, last, local(2025, 5, 15, 20), T) is None  # 14 days
+    assert rules.readings_overdue(weekly, last, local(2025, 5, 16, 20), T) is not None
+    assert rules.readings_overdue(facts(expected_sessions_per_week=0), last, local(2025, 9, 1), T) is None
+    assert rules.readings_overdue(f, None, local(2025, 9, 1), T) is None
+
+
+def test_repeated_missed_doses() -> None:
+    tz = "Europe/London"
+    now = local(2025, 5, 20, 21)
+
+    def miss(days_ago: float, i: int) -> DoseLog:
+        return DoseLog(f"m{i}", now - timedelta(days=days_ago), "missed", None)
+
+    taken = [DoseLog(f"t{i}", now - timedelta(days=i), "taken", 2.0) for i in range(20)]
+    two = [miss(2, 1), miss(5, 2)]
+    assert rules.repeated_missed_doses(taken + two, now, tz, T) is None
+    three = [*two, miss(12, 3)]
+    c = rules.repeated_missed_doses(taken + three, now, tz, T)
+    assert c is not None and c.numbers["missed_in_window"] == 3
+    four = [*three, miss(0.5, 4)]
+    c4 = rules.repeated_missed_doses(taken + four, now, tz, T)
+    assert c4 is not None and c4.episode_key == c.episode_key
+    spread = [miss(2, 1), miss(16, 2), miss(30, 3)]
+    assert rules.repeated_missed_doses(spread, now, tz, T) is None

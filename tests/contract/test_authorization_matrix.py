@@ -1,0 +1,348 @@
+"""Object-level authorization (OWASP API1), built from `app.url_map`.
+
+Every route under /api/v1 that carries an id, every method, every role:
+patient A and her clinician (team 1) own the target; patient B, the clinician
+of team 2 and an anonymous caller attack it. Someone else's id answers exactly
+like an id that does not exist (404, no existence oracle), an anonymous caller
+gets 401, and afterwards every table holds exactly what it held before.
+
+`CASES` lists each covered (rule, method). A new id-bearing route that is not
+in it fails `test_every_id_route_is_covered` until someone says here how to
+attack it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.models import metadata
+from backend.streams.registry import STREAMS
+
+PREFIX = "/api/v1"
+PROBLEM = "application/problem+json"
+ID_ARGS = ("pid", "record_id", "alert_id", "team_id")
+
+
+def stream_item(name: str) -> dict[str, Any]:
+    """One valid item of each stream, with a fresh client id."""
+    at = "2026-03-01T08:30:00+01:00"
+    cid = str(uuid.uuid4())
+    return {
+        "spirometry": {"client_id": cid, "measured_at": at, "fev1_l": 2.5, "fvc_l": 3.1},
+        "doses": {"client_id": cid, "taken_at": at, "status": "taken", "dose_mg": 2.0},
+        "regimens": {"client_id": cid, "effective_at": at, "kind": "start", "daily_dose_mg": 2.0},
+        "side-effects": {"client_id": cid, "onset_at": at, "term": "mucositis_oral", "severity": "mild"},
+        "troughs": {"client_id": cid, "drawn_at": at, "value_ng_ml": 8.0},
+        "events": {"client_id": cid, "occurred_at": at, "kind": "other"},
+    }[name]
+
+
+@dataclass(frozen=True)
+class Case:
+    """How to call one (rule, method): a body maker, who owns the target and
+    what the owner gets, and whether the route is for clinicians only."""
+
+    body: Callable[[], Any] | None = None
+    owners: dict[str, int] = field(default_factory=dict)
+    clinician_only: bool = False
+    stream: str | None = None
+
+
+def _cases() -> dict[tuple[str, str], Case]:
+    both = {"patient_a": 200, "clin1": 200}
+    cases: dict[tuple[str, str], Case] = {
+        (f"{PREFIX}/patients/<pid>", "GET"): Case(owners=both),
+        (f"{PREFIX}/patients/<pid>", "PATCH"): Case(body=lambda: {"timezone": "Europe/Paris"}, owners=both),
+        # A registered patient has no use for a new invite: her clinician gets 409.
+        (f"{PREFIX}/patients/<pid>/invite", "POST"): Case(owners={"clin1": 409}, clinician_only=True),
+        (f"{PREFIX}/teams/<team_id>", "GET"): Case(owners={"clin1": 200}, clinician_only=True),
+        (f"{PREFIX}/teams/<team_id>", "PATCH"): Case(
+            body=lambda: {"name": "Renamed team"}, owners={"clin1": 200}, clinician_only=True
+        ),
+        (f"{PREFIX}/patients/<pid>/changes", "GET"): Case(owners=both),
+        (f"{PREFIX}/patients/<pid>/alerts", "GET"): Case(owners=both),
+        (f"{PREFIX}/patients/<pid>/reminders", "GET"): Case(owners=both),
+        (f"{PREFIX}/patients/<pid>/trend", "GET"): Case(owners=both),
+        (f"{PREFIX}/patients/<pid>/trough-schedule", "GET"): Case(owners=both),
+        (f"{PREFIX}/alerts/<alert_id>", "GET"): Case(owners={"clin1": 200}, clinician_only=True),
+        (f"{PREFIX}/alerts/<alert_id>/acknowledge", "POST"): Case(
+            body=lambda: {"note": "on it"}, owners={"clin1": 200}, clinician_only=True
+        ),
+        (f"{PREFIX}/alerts/<alert_id>/snooze", "POST"): Case(
+            body=lambda: {"hours": 2}, owners={"clin1": 200}, clinician_only=True
+        ),
+        (f"{PREFIX}/alerts/<alert_id>/resolve", "POST"): Case(
+            body=lambda: {"note": "seen"}, owners={"clin1": 200}, clinician_only=True
+        ),
+    }
+    for spec in STREAMS:
+        name = spec.name
+        cases[(f"{PREFIX}/patients/<pid>/{name}", "GET")] = Case(owners=both, stream=name)
+        cases[(f"{PREFIX}/patients/<pid>/{name}", "POST")] = Case(
+            body=lambda name=name: {"items": [stream_item(name)]}, owners=both, stream=name
+        )
+        cases[(f"{PREFIX}/patients/<pid>/{name}/<record_id>", "GET")] = Case(owners=both, stream=name)
+        cases[(f"{PREFIX}/patients/<pid>/{name}/<record_id>", "DELETE")] = Case(
+            owners={"patient_a": 204, "clin1": 204}, stream=name
+        )
+    return cases
+
+
+CASES = _cases()
+
+
+def id_routes(app: Flask) -> set[tuple[str, str]]:
+    found = set()
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith(PREFIX + "/") or not rule.arguments:
+            continue
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
+            found.add((rule.rule, method))
+    return found
+
+
+# ---------------------------------------------------------------- the world
+
+
+@dataclass
+class Side:
+    """One team's world: its clinician, its patient, one record per stream and an alert."""
+
+    clinician: Any
+    patient: Any
+    team_id: str
+    patient_id: str
+    records: dict[str, str]
+    alert_id: str
+
+
+def _add_alert(db_sessionmaker: sessionmaker[Session], patient_id: str, team_id: str) -> str:
+    from backend.alerts.models import Alert
+
+    now = datetime.now(UTC) - timedelta(hours=1)
+    with db_sessionmaker() as session:
+        alert = Alert(
+            patient_id=patient_id,
+            care_team_id=team_id,
+            rule="acute_fev1_drop",
+            severity="review",
+            episode_key=f"matrix-{uuid.uuid4()}",
+            source="evaluation",
+            status="open",
+            opened_at=now,
+            last_seen_at=now,
+            numbers={"drop_pct": 12.0},
+            explanation="FEV1 fell.",
+            patient_message=None,
+            notify_count=0,
+            created_at=now,
+            updated_at=now,
+        )
+        alert.open_episode_key = alert.episode_key
+        session.add(alert)
+        session.commit()
+        return alert.id
+
+
+def _side(make_clinician: Any, make_patient: Any, db_sessionmaker: Any) -> Side:
+    clinician = make_clinician()
+    patient = make_patient(clinician)
+    records = {}
+    for spec in STREAMS:
+        resp = patient.post(f"{PREFIX}/patients/me/{spec.name}", json={"items": [stream_item(spec.name)]})
+        assert resp.status_code == 200, resp.get_json()
+        [result] = resp.get_json()["results"]
+        assert result["status"] == "created", result
+        records[spec.name] = result["id"]
+    alert_id = _add_alert(db_sessionmaker, patient.patient_id, clinician.team_ids[0])
+    return Side(clinician, patient, clinician.team_ids[0], patient.patient_id, records, alert_id)
+
+
+@pytest.fixture
+def world(make_clinician: Any, make_patient: Any, db_sessionmaker: Any) -> dict[str, Side]:
+    return {
+        "a": _side(make_clinician, make_patient, db_sessionmaker),
+        "b": _side(make_clinician, make_patient, db_sessionmaker),
+    }
+
+
+def fill(rule: str, side: Side, case: Case, *, pid: str | None = None, record_id: str | None = None) -> str:
+    url = rule
+    values = {
+        "pid": pid or side.patient_id,
+        "team_id": side.team_id,
+        "alert_id": side.alert_id,
+        "record_id": record_id or (side.records[case.stream] if case.stream else ""),
+    }
+    for name in ID_ARGS:
+        url = url.replace(f"<{name}>", values[name])
+    assert "<" not in url, f"no value for a parameter of {rule}"
+    return url
+
+
+def call(client: FlaskClient, method: str, url: str, headers: dict[str, str], body: Any) -> Any:
+    kwargs: dict[str, Any] = {"headers": headers}
+    if body is not None:
+        kwargs["json"] = body
+    return client.open(url, method=method, **kwargs)
+
+
+def snapshot(db_sessionmaker: sessionmaker[Session]) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table except the audit trail (which must grow)."""
+    out = {}
+    with db_sessionmaker() as session:
+        for table in metadata.sorted_tables:
+            if table.name == "audit_events":
+                continue
+            rows = session.execute(select(table)).all()
+            out[table.name] = sorted(tuple(map(repr, r)) for r in rows)
+    return out
+
+
+def comparable(resp: Any) -> tuple[int, Any]:
+    body = resp.get_json(silent=True)
+    if isinstance(body, dict):
+        body = {k: v for k, v in body.items() if k != "request_id"}
+    return resp.status_code, body
+
+
+def assert_problem(resp: Any, status: int, where: str) -> None:
+    assert resp.status_code == status, (where, resp.status_code, resp.get_data(as_text=True))
+    assert resp.mimetype == PROBLEM, (where, resp.mimetype)
+    body = resp.get_json()
+    assert body["status"] == status and body["title"], (where, body)
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_every_id_route_is_covered(app: Flask) -> None:
+    found = id_routes(app)
+    missing = sorted(found - set(CASES))
+    stale = sorted(set(CASES) - found)
+    assert not missing, f"id-bearing routes the authorization matrix does not cover: {missing}"
+    assert not stale, f"matrix cases for routes that no longer exist: {stale}"
+
+
+def test_matrix_someone_elses_ids_are_not_found_and_nothing_changes(
+    app: Flask,
+    client: FlaskClient,
+    world: dict[str, Side],
+    db_sessionmaker: sessionmaker[Session],
+) -> None:
+    a, b = world["a"], world["b"]
+    attackers = {
+        "patient_b": b.patient.headers,
+        "clin2": b.clinician.headers,
+        "anon": {},
+    }
+    missing_ids = Side(
+        None,
+        None,
+        str(uuid.uuid4()),
+        str(uuid.uuid4()),
+        {s.name: str(uuid.uuid4()) for s in STREAMS},
+        str(uuid.uuid4()),
+    )
+    before = snapshot(db_sessionmaker)
+    checked = 0
+    for (rule, method), case in sorted(CASES.items()):
+        for role, headers in attackers.items():
+            body = case.body() if case.body else None
+            url = fill(rule, a, case)
+            where = f"{role} {method} {url} ({rule})"
+            resp = call(client, method, url, headers, body)
+            if role == "anon":
+                assert_problem(resp, 401, where)
+                continue
+            expected = 403 if (case.clinician_only and role == "patient_b") else 404
+            assert_problem(resp, expected, where)
+            # The same answer as for an id that does not exist at all.
+            ghost = call(
+                client, method, fill(rule, missing_ids, case), headers, case.body() if case.body else None
+            )
+            assert comparable(ghost) == comparable(resp), where
+            checked += 1
+        # Own patient id with the other side's record / alert: still not found.
+        if case.stream and "<record_id>" in rule:
+            for role, actor, pid in (
+                ("patient_b", b.patient, "me"),
+                ("patient_b", b.patient, b.patient_id),
+                ("clin2", b.clinician, b.patient_id),
+            ):
+                url = fill(rule, b, case, pid=pid, record_id=a.records[case.stream])
+                resp = call(client, method, url, actor.headers, None)
+                assert_problem(resp, 404, f"{role} {method} {url} (foreign record)")
+                checked += 1
+    assert checked > 3 * len(CASES) // 2
+    after = snapshot(db_sessionmaker)
+    changed = [name for name in before if before[name] != after[name]]
+    assert not changed, f"an unauthorized request changed {changed}"
+
+
+def test_matrix_clinician_using_me_is_not_found(
+    world: dict[str, Side], client: FlaskClient, db_sessionmaker: Any
+) -> None:
+    a = world["a"]
+    before = snapshot(db_sessionmaker)
+    for (rule, method), case in sorted(CASES.items()):
+        if "<pid>" not in rule:
+            continue
+        url = fill(rule, a, case, pid="me")
+        resp = call(client, method, url, a.clinician.headers, case.body() if case.body else None)
+        assert_problem(resp, 404, f"clinician {method} {url}")
+    assert snapshot(db_sessionmaker) == before
+
+
+def test_matrix_owners_reach_their_own_data(world: dict[str, Side], client: FlaskClient) -> None:
+    """The positive control: the same URLs and bodies work for their owners, so
+    the 404s above come from the permission check, not from a broken request."""
+    a = world["a"]
+    actors = {"patient_a": a.patient, "clin1": a.clinician}
+    # Reads and harmless writes first, deletions and alert transitions last.
+    order = sorted(CASES.items(), key=lambda kv: (kv[0][1] == "DELETE", kv[0][0].endswith("/resolve"), kv[0]))
+    for (rule, method), case in order:
+        for role, expected in case.owners.items():
+            pids = [a.patient_id, "me"] if role == "patient_a" and "<pid>" in rule else [None]
+            for pid in pids:
+                if method == "DELETE" and pid == "me":
+                    continue  # already deleted through the explicit id
+                url = fill(rule, a, case, pid=pid)
+                resp = call(client, method, url, actors[role].headers, case.body() if case.body else None)
+                assert resp.status_code == expected, (role, method, url, resp.get_json())
+
+
+def test_patient_cannot_reach_clinician_only_routes_even_for_her_own_team(
+    world: dict[str, Side], client: FlaskClient
+) -> None:
+    a = world["a"]
+    for (rule, method), case in sorted(CASES.items()):
+        if not case.clinician_only:
+            continue
+        url = fill(rule, a, case)
+        resp = call(client, method, url, a.patient.headers, case.body() if case.body else None)
+        assert_problem(resp, 403, f"patient {method} {url}")
+
+
+def test_snapshot_sees_changes(world: dict[str, Side], db_sessionmaker: Any) -> None:
+    """The unchanged-data check would catch a change: guard against a blind snapshot."""
+    a = world["a"]
+    before = snapshot(db_sessionmaker)
+    resp = a.patient.patch(f"{PREFIX}/patients/me", json={"timezone": "Europe/Paris"})
+    assert resp.status_code == 200
+    assert snapshot(db_sessionmaker) != before
+    with db_sessionmaker() as session:
+        tz = session.execute(
+            text("SELECT timezone FROM patients WHERE id = :id"), {"id": a.patient_id}
+        ).scalar_one()
+    assert tz == "Europe/Paris"

@@ -1,0 +1,388 @@
+"""The batched nightly pass (`evaluate_patients`) opens, refreshes and resolves
+exactly the alerts the per-patient pass (`evaluate_patients_each`) does, on a
+simulated cohort, on SQLite and PostgreSQL (`--db=postgres`)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.alerts.models import Alert, AlertEvent
+from backend.audit import AuditEvent
+from backend.clinical.simulation import CohortConfig, simulate_patient
+from backend.config import Settings
+from backend.evaluation.runner import evaluate_patients, evaluate_patients_each
+from backend.notify.models import OutboxMessage
+from backend.patients.models import Patient
+from backend.streams.events.models import LamEvent
+from backend.streams.medication.models import RegimenEvent, SirolimusDose
+from backend.streams.side_effects.models import SideEffectReport
+from backend.streams.spirometry.models import SpirometrySession
+from backend.streams.troughs.models import TroughResult
+from tests.factories import ensure_clinician, ensure_team
+
+N_PATIENTS = 40
+ZONES = ("Europe/London", "America/New_York", "Australia/Sydney", "Asia/Kolkata", "UTC")
+
+
+def _common(pid: str, seq: int, moment: datetime, now: datetime) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "client_id": str(uuid.uuid4()),
+        "patient_id": pid,
+        "seq": seq,
+        "utc_offset_minutes": 0,
+        "created_at": now,
+    }
+
+
+def load_cohort(factory: sessionmaker[Session], n: int = N_PATIENTS, seed: int = 7) -> list[str]:
+    """Simulated patients (two years of data) with some edge cases mixed in:
+    several time zones, graded/ungraded and duplicate sessions, a second
+    device, rule overrides, deleted rows, lung events and a patient with no data."""
+    cfg = CohortConfig(n_patients=n, seed=seed, days=400, start=date(2024, 11, 1))
+    children = np.random.SeedSequence(seed).spawn(n)
+    now = datetime(2026, 2, 1, tzinfo=UTC)
+    ids: list[str] = []
+    with factory.begin() as session:
+        team = ensure_team(session, name="Batch team", settings={"email_include_details": True})
+        for k in (1, 2):
+            ensure_clinician(
+                session,
+                team_id=team.id,
+                email=f"doc{k}@clinic.example",
+                password="correct horse battery staple",
+            )
+        rows: dict[Any, list[dict[str, Any]]] = {
+            m: []
+            for m in (
+                SpirometrySession,
+                SirolimusDose,
+                RegimenEvent,
+                TroughResult,
+                SideEffectReport,
+                LamEvent,
+            )
+        }
+        for i in range(n):
+            sim = simulate_patient(np.random.default_rng(children[i]), cfg, i)
+            h = sim.history
+            f = h.facts
+            pid = str(uuid.uuid4())
+            ids.append(pid)
+            overrides: dict[str, Any] = {}
+            if i % 13 == 5:
+                overrides = {"rapid_decline_ml_per_year": -60.0}
+            session.add(
+                Patient(
+                    id=pid,
+                    care_team_id=team.id,
+                    sex_at_birth=f.sex_at_birth,
+                    date_of_birth=f.date_of_birth,
+                    height_cm=f.height_cm,
+                    lam_type=f.lam_type,
+                    timezone=ZONES[i % len(ZONES)] if i % 3 else f.timezone,
+                    treatment_status=f.treatment_status,
+                    trough_target_low=5.0,
+                    trough_target_high=15.0,
+                    expected_sessions_per_week=f.expected_sessions_per_week,
+                    rule_overrides=overrides,
+                    change_seq=1,
+                    data_changed_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            if i == n - 1:
+                continue  # a patient with no data at all
+            seq = 0
+            for k, r in enumerate(h.readings):
+                seq += 1
+                device = {"serial": r.device_id} if r.device_id else None
+                if i % 4 == 1 and k > len(h.readings) // 2:
+                    device = {"model": "second-device"}
+                grade, session_grade = r.grade, None
+                if i % 5 == 2 and k % 7 == 0:
+                    grade = "E"  # untrusted
+                if i % 7 == 3 and k % 5 == 0:  # only an overall session grade
+                    grade, session_grade = (None, "D") if k % 2 else ("", "B")
+                row = {
+                    **_common(pid, seq, r.measured_at, now),
+                    "measured_at": r.measured_at,
+                    "setting": r.setting,
+                    "fev1_l": r.fev1_l,
+                    "fvc_l": r.fvc_l,
+                    "fev1_grade": grade,
+                    "session_grade": session_grade,
+                    "device": device,
+                    "deleted_at": now if k % 97 == 3 else None,
+                }
+                rows[SpirometrySession].append(row)
+                if k % 53 == 0:  # an exact duplicate upload
+                    seq += 1
+                    rows[SpirometrySession].append({**row, **_common(pid, seq, r.measured_at, now)})
+            for d in h.doses:
+                seq += 1
+                rows[SirolimusDose].append(
+                    {
+                        **_common(pid, seq, d.taken_at, now),
+                        "taken_at": d.taken_at,
+                        "status": d.status,
+                        "dose_mg": d.dose_mg,
+                    }
+                )
+            for g in h.regimens:
+                seq += 1
+                rows[RegimenEvent].append(
+                    {
+                        **_common(pid, seq, g.effective_at, now),
+                        "effective_at": g.effective_at,
+                        "kind": g.kind,
+                        "daily_dose_mg": g.daily_dose_mg,
+                        "drug_name": g.drug_name,
+                        "recorded_by_role": "clinician",
+                    }
+                )
+            for t in h.troughs:
+                seq += 1
+                rows[TroughResult].append(
+                    {
+                        **_common(pid, seq, t.drawn_at, now),
+                        "drawn_at": t.drawn_at,
+                        "value_ng_ml": t.value_ng_ml,
+                        "last_dose_at": t.last_dose_at,
+                        "assay_method": "lc_ms_ms",
+                    }
+                )
+            for s in h.side_effects:
+                seq += 1
+                rows[SideEffectReport].append(
+                    {
+                        **_common(pid, seq, s.onset_at, now),
+                        "onset_at": s.onset_at,
+                        "term": s.term,
+                        "severity": s.severity,
+                        "ctcae_grade": s.ctcae_grade,
+                        "temperature_c": s.temperature_c,
+                        "antibiotics_started": s.antibiotics_started,
+                    }
+                )
+            if i % 6 == 0:
+                seq += 1
+                rows[LamEvent].append(
+                    {
+                        **_common(pid, seq, now, now),
+                        "occurred_at": datetime(2025, 11, 20, 8, tzinfo=UTC),
+                        "kind": "pneumothorax",
+                    }
+                )
+        session.flush()
+        for model, items in rows.items():
+            if items:
+                session.execute(insert(model), items)
+    return ids
+
+
+def _wipe_alerts(factory: sessionmaker[Session]) -> None:
+    with factory.begin() as session:
+        session.execute(delete(OutboxMessage))
+        session.execute(delete(AlertEvent))
+        session.execute(delete(AuditEvent).where(AuditEvent.resource_type == "alert"))
+        session.execute(delete(Alert))
+        session.execute(update(Patient).values(evaluated_at=None))
+
+
+def _snapshot(factory: sessionmaker[Session]) -> list[tuple[Any, ...]]:
+    with factory() as session:
+        alerts = session.scalars(select(Alert)).all()
+        snap = sorted(
+            (
+                a.patient_id,
+                a.rule,
+                a.episode_key,
+                a.status,
+                a.severity,
+                json.dumps(a.numbers, sort_keys=True),
+                a.explanation,
+                a.opened_at.isoformat(),
+                a.last_seen_at.isoformat(),
+                a.resolved_at and a.resolved_at.isoformat(),
+                a.open_episode_key,
+            )
+            for a in alerts
+        )
+        events = sorted(
+            session.execute(
+                select(Alert.patient_id, Alert.rule, AlertEvent.action, AlertEvent.at).join(
+                    AlertEvent, AlertEvent.alert_id == Alert.id
+                )
+            ).all()
+        )
+        # audit rows and emails, with the random alert id replaced by the episode
+        name = {a.id: f"{a.patient_id}/{a.rule}/{a.episode_key}/{a.opened_at.isoformat()}" for a in alerts}
+        audit = sorted(
+            (name[r.resource_id or ""], r.action, r.actor_role or "")
+            for r in session.scalars(select(AuditEvent).where(AuditEvent.resource_type == "alert"))
+        )
+
+        def scrub(text: str | None, alert_id: str) -> str:
+            return (text or "").replace(alert_id, "<id>").replace(alert_id[:8].upper(), "<ref>")
+
+        emails = sorted(
+            (
+                name[m.alert_id or ""],
+                m.recipient,
+                m.kind,
+                str(m.urgent),
+                scrub(m.subject, m.alert_id or ""),
+                scrub(m.body_text, m.alert_id or ""),
+                scrub(m.body_html, m.alert_id or ""),
+                m.created_at.isoformat(),
+                m.next_attempt_at.isoformat(),
+            )
+            for m in session.scalars(select(OutboxMessage))
+        )
+    return snap + [tuple(str(x) for x in e) for e in events] + audit + emails
+
+
+# (as_of, replay, full): a first full pass, a replay of a past calendar date
+# (end of that day in each patient's zone), a later pass where readings have
+# stopped (overdue, auto-resolve after the clear period), an incremental pass.
+PASSES: list[tuple[datetime | date, bool, bool]] = [
+    (datetime(2025, 12, 1, 23, 0, tzinfo=UTC), False, True),
+    (date(2025, 10, 15), True, True),
+    (datetime(2026, 1, 20, 6, 0, tzinfo=UTC), False, True),
+    (datetime(2026, 1, 21, 6, 0, tzinfo=UTC), False, False),
+]
+
+
+def _run(fn: Any, factory: sessionmaker[Session], settings: Settings, **kw: Any) -> list[dict[str, int]]:
+    from backend.clinical import gli
+
+    gli._LMS_CACHE.clear()  # each pass computes its own reference values
+    out = []
+    for as_of, replay, full in PASSES:
+        out.append(fn(factory, settings=settings, as_of=as_of, replay=replay, full=full, **kw))
+    return out
+
+
+@pytest.mark.parametrize("chunk_size", [500, 7])
+def test_batched_pass_opens_the_same_alerts_as_the_per_patient_pass(
+    db_sessionmaker: sessionmaker[Session], settings: Settings, chunk_size: int
+) -> None:
+    load_cohort(db_sessionmaker)
+    reference = _run(evaluate_patients_each, db_sessionmaker, settings)
+    expected = _snapshot(db_sessionmaker)
+    assert sum(r["opened"] for r in reference) > 10  # the cohort does raise alerts
+    assert sum(len(row) == 9 for row in expected) > 10  # and emails them
+    assert len({row[1] for row in expected if len(row) > 5}) >= 3  # of several rules
+    _wipe_alerts(db_sessionmaker)
+    batched = _run(evaluate_patients, db_sessionmaker, settings, chunk_size=chunk_size)
+    assert batched == reference
+    assert _snapshot(db_sessionmaker) == expected
+
+
+def test_one_patient_failing_does_not_stop_the_chunk(
+    db_sessionmaker: sessionmaker[Session],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ids = load_cohort(db_sessionmaker, n=6)
+    import backend.evaluation.batch as batch
+
+    real = batch._evaluate_patient
+    bad = sorted(ids)[2]
+
+    def flaky(patient: Patient, *args: Any, **kw: Any) -> Any:
+        if patient.id == bad:
+            raise RuntimeError("bad data")
+        return real(patient, *args, **kw)
+
+    monkeypatch.setattr(batch, "_evaluate_patient", flaky)
+    as_of = datetime(2025, 12, 1, 23, 0, tzinfo=UTC)
+    summary = evaluate_patients(db_sessionmaker, settings=settings, as_of=as_of, full=True)
+    assert summary["errors"] == 1 and summary["patients"] == 5
+    with db_sessionmaker() as session:
+        evaluated = set(session.scalars(select(Patient.id).where(Patient.evaluated_at.is_not(None))))
+    assert evaluated == set(ids) - {bad}
+    # the next incremental pass picks up only the patient that failed
+    monkeypatch.setattr(batch, "_evaluate_patient", real)
+    again = evaluate_patients(db_sessionmaker, settings=settings, as_of=as_of + timedelta(hours=1))
+    assert again["patients"] == 1 and again["errors"] == 0
+
+
+def test_a_chunk_that_cannot_be_read_is_evaluated_one_patient_at_a_time(
+    db_sessionmaker: sessionmaker[Session],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ids = load_cohort(db_sessionmaker, n=8)
+    as_of = datetime(2025, 12, 1, 23, 0, tzinfo=UTC)
+    reference = evaluate_patients_each(
+        db_sessionmaker, settings=settings, as_of=as_of, full=True, replay=True
+    )
+    expected = _snapshot(db_sessionmaker)
+    _wipe_alerts(db_sessionmaker)
+    import backend.evaluation.runner as runner
+
+    real = runner.read_chunk
+    calls = []
+
+    def failing_first(factory: Any, chunk_ids: Any, **kw: Any) -> Any:
+        calls.append(list(chunk_ids))
+        if len(calls) == 1:
+            raise RuntimeError("database hiccup")
+        return real(factory, chunk_ids, **kw)
+
+    monkeypatch.setattr(runner, "read_chunk", failing_first)
+    summary = evaluate_patients(
+        db_sessionmaker, settings=settings, as_of=as_of, full=True, replay=True, chunk_size=3
+    )
+    assert len(calls) == 3  # ceil(8 / 3) chunks, the first one evaluated patient by patient
+    assert summary == reference
+    assert _snapshot(db_sessionmaker) == expected
+    assert sorted(ids) == sorted(i for chunk in calls for i in chunk)
+
+
+def test_a_patient_whose_new_alerts_cannot_be_written_fails_alone(
+    db_sessionmaker: sessionmaker[Session],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The chunk's new alerts are written together (`raise_alerts` in one
+    SAVEPOINT); if that fails, its patients are written one by one, each in her
+    own SAVEPOINT, so only the patient at fault is left out."""
+    load_cohort(db_sessionmaker, n=12)
+    as_of = datetime(2025, 12, 1, 23, 0, tzinfo=UTC)
+    reference = evaluate_patients_each(db_sessionmaker, settings=settings, as_of=as_of, full=True)
+    expected = _snapshot(db_sessionmaker)
+    with db_sessionmaker() as session:
+        counts = dict(
+            session.execute(select(Alert.patient_id, func.count()).group_by(Alert.patient_id)).all()
+        )
+    bad = max(counts, key=lambda pid: (counts[pid], pid))  # a patient with new alerts
+    _wipe_alerts(db_sessionmaker)
+    import backend.alerts.services as services
+
+    real = services.alert_emails
+
+    def failing(alert: Alert, **kw: Any) -> Any:
+        if alert.patient_id == bad:
+            raise RuntimeError("cannot render")
+        return real(alert, **kw)
+
+    monkeypatch.setattr(services, "alert_emails", failing)
+    summary = evaluate_patients(db_sessionmaker, settings=settings, as_of=as_of, full=True)
+    assert summary["errors"] == 1 and summary["patients"] == reference["patients"] - 1
+    assert summary["opened"] == reference["opened"] - counts[bad]
+    assert _snapshot(db_sessionmaker) == [row for row in expected if bad not in str(row[0])]
+    with db_sessionmaker() as session:
+        evaluated = set(session.scalars(select(Patient.id).where(Patient.evaluated_at.is_not(None))))
+        assert bad not in evaluated and len(evaluated) == reference["patients"] - 1
