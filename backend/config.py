@@ -23,8 +23,9 @@ class Settings:
 
     database_url: str = f"sqlite:///{INSTANCE_DIR / 'lamtrack.sqlite3'}"
     port: int = 8000
-    # Public base URL used in links inside alert emails (never patient details).
-    public_base_url: str = "http://127.0.0.1:8000"
+    # Public base URL used in links inside emails (never patient details). Empty:
+    # the address this machine serves, http://127.0.0.1:PORT.
+    public_base_url: str = ""
 
     # --- tokens (RFC 8725): HS256 keys by kid; the first kid signs, all verify.
     jwt_keys: dict[str, str] = field(default_factory=dict)
@@ -106,6 +107,10 @@ class Settings:
         values["jwt_keys"] = _jwt_keys_from_env(env)
         values.update(overrides)
         return cls(**values)
+
+    def __post_init__(self) -> None:
+        if not self.public_base_url:
+            object.__setattr__(self, "public_base_url", f"http://127.0.0.1:{self.port}")
 
     @property
     def is_sqlite(self) -> bool:
