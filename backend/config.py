@@ -76,7 +76,8 @@ class Settings:
     scheduler_renew_seconds: int = 10
     heartbeat_stale_seconds: int = 120
     scheduler_evaluate_seconds: int = 60
-    scheduler_deliver_seconds: int = 5
+    # Outbox delivery: an urgent alert email leaves within a few seconds of the report.
+    scheduler_deliver_seconds: int = 2
     scheduler_maintenance_seconds: int = 300
     scheduler_reminder_seconds: int = 3600
     scheduler_nightly_hour_utc: int = 2

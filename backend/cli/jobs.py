@@ -58,6 +58,8 @@ def register(group: click.Group) -> None:
         logging.basicConfig(
             level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
+        # One line per poll every few seconds would bury what matters.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
         run_scheduler(settings, jobs=job_registry(settings), holder=holder)
 
     @group.command()
