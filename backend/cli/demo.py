@@ -1,133 +1,51 @@
 """`lamtrack demo`: a synthetic cohort in the embedded database, a few months of
 weekly evaluations replayed, alerts in the API and alert emails as .eml files.
 
-The seeding helpers here (team, clinician, patient, stream items through the
-real ingest path) are also what the integration tests use to set up data.
+Everything is stored through the services the API uses: the team and the
+clinician, each patient created with an invite and registered with it, her data
+through the real ingest path.
 """
 
 from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Callable, Sequence
-from datetime import date, datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.auth.models import TeamMembership, User
+from backend.auth.models import User
+from backend.auth.passwords import hash_password
 from backend.auth.principal import Principal
 from backend.config import Settings
 from backend.db import make_engine, make_sessionmaker, utcnow
+from backend.patients.accounts import create_clinician, create_team, register_patient
 from backend.patients.models import CareTeam, Patient
+from backend.patients.services import create_patient
+from backend.streams.ingest import ingest_batch
+from backend.streams.registry import STREAMS
 
 DEMO_TEAM = "LAM demo clinic"
 DEMO_CLINICIAN = "demo@lamtrack.invalid"
 DEMO_NAMESPACE = uuid.UUID("5b0c7f0e-3d0a-4c55-9d8e-6d656d6f0001")
 
 
-# ------------------------------------------------------------------ seeding helpers
+# ------------------------------------------------------------------ seeding
 
 
-def ensure_team(session: Session, *, name: str, settings: dict[str, Any] | None = None) -> CareTeam:
-    team = session.scalars(select(CareTeam).where(CareTeam.name == name)).first()
-    if team is None:
-        from backend.patients.accounts import create_team
-
-        team = create_team(session, name=name)
-        if settings:
-            team.settings = dict(settings)
-    return team
+def _demo_team(session: Session) -> CareTeam:
+    team = session.scalars(select(CareTeam).where(CareTeam.name == DEMO_TEAM)).first()
+    return team if team is not None else create_team(session, name=DEMO_TEAM)
 
 
-def ensure_clinician(session: Session, *, team_id: str, email: str, password: str) -> User:
-    from backend.auth.services import normalise_email
-    from backend.patients.accounts import create_clinician
-
-    user = session.scalars(select(User).where(User.email == normalise_email(email))).first()
-    if user is not None:
-        member = session.scalar(
-            select(TeamMembership.id).where(
-                TeamMembership.team_id == team_id, TeamMembership.user_id == user.id
-            )
-        )
-        if member is not None:
-            return user
-    return create_clinician(session, team_id=team_id, email=email, password=password)
-
-
-def add_patient(
-    session: Session,
-    *,
-    team_id: str,
-    patient_id: str | None = None,
-    user_email: str | None = None,
-    created_at: datetime | None = None,
-    **profile: Any,
-) -> Patient:
-    """A patient record (and, with `user_email`, her account) without the invite dance."""
-    values: dict[str, Any] = {
-        "sex_at_birth": "female",
-        "date_of_birth": date(1980, 5, 17),
-        "height_cm": 165.0,
-        "lam_type": "sporadic",
-        "timezone": "Europe/London",
-        "treatment_status": "on_sirolimus",
-        "trough_target_low": 5.0,
-        "trough_target_high": 15.0,
-        "expected_sessions_per_week": 7,
-        "rule_overrides": {},
-    }
-    values.update(profile)
-    user_id = None
-    if user_email:
-        from backend.auth.passwords import hash_password
-
-        user = User(
-            email=user_email.lower(),
-            password_hash=hash_password(uuid.uuid4().hex),
-            role="patient",
-            is_active=True,
-        )
-        session.add(user)
-        session.flush()
-        user_id = user.id
-    patient = Patient(
-        id=patient_id or str(uuid.uuid4()),
-        care_team_id=team_id,
-        user_id=user_id,
-        change_seq=0,
-        created_at=created_at or utcnow(),
-        **values,
-    )
-    session.add(patient)
-    session.flush()
-    return patient
-
-
-def ingest(
-    session: Session,
-    *,
-    patient: Patient,
-    stream: str,
-    items: Sequence[dict[str, Any]],
-    now: datetime,
-    settings: Settings,
-    principal: Principal | None = None,
-) -> list[dict[str, Any]]:
-    """Store stream items through the same ingest path as the API (derived
-    fields, sequence numbers, event-driven alerts). Items are API JSON; a
-    `client_id` is added when missing."""
-    from backend.streams.ingest import ingest_batch
-    from backend.streams.registry import STREAMS
-
-    spec = next(s for s in STREAMS if s.name == stream)
-    principal = principal or Principal(user_id=patient.user_id or "system", role="patient")
-    prepared = [{"client_id": str(uuid.uuid4()), **item} for item in items]
-    return ingest_batch(
-        session, spec=spec, patient=patient, principal=principal, items=prepared, now=now, settings=settings
-    )
+def _demo_clinician(session: Session, *, team_id: str, password: str) -> User:
+    """The demo clinician with a fresh password (printed by the demo)."""
+    user = create_clinician(session, team_id=team_id, email=DEMO_CLINICIAN, password=password)
+    user.password_hash = hash_password(password)
+    return user
 
 
 # ------------------------------------------------------------------ the synthetic cohort
@@ -250,11 +168,8 @@ def run_demo(
     password = "demo-" + secrets.token_urlsafe(12)
     try:
         with factory.begin() as session:
-            team = ensure_team(session, name=DEMO_TEAM)
-            clinician = ensure_clinician(session, team_id=team.id, email=DEMO_CLINICIAN, password=password)
-            from backend.auth.passwords import hash_password
-
-            clinician.password_hash = hash_password(password)
+            team = _demo_team(session)
+            clinician = _demo_clinician(session, team_id=team.id, password=password)
             team_id, clinician_id = team.id, clinician.id
         cohort = _demo_cohort(n_patients, start, days, seed)
         created = _seed(
@@ -337,38 +252,52 @@ def _seed(
     transaction, items in time order as they would have arrived."""
     created = 0
     clinician = Principal(user_id=clinician_id, role="clinician")
-    for spec in cohort:
+    specs = {spec.name: spec for spec in STREAMS}
+    for entry in cohort:
         with factory.begin() as session:
-            if session.get(Patient, spec["id"]) is not None:
+            if session.get(Patient, entry["id"]) is not None:
                 continue
-            patient = add_patient(
-                session,
-                team_id=team_id,
-                patient_id=spec["id"],
-                external_ref=spec["ref"],
-                timezone=spec["timezone"],
-                height_cm=spec["height_cm"],
-                date_of_birth=spec["date_of_birth"],
-                lam_type=spec["lam_type"],
-                treatment_status="on_sirolimus" if spec["treated"] else "untreated",
-                expected_sessions_per_week=spec["expected_sessions_per_week"],
-                user_email=f"patient-{spec['ref'].lower()}@lamtrack.invalid",
-                created_at=start,
+            profile = {
+                "id": entry["id"],
+                "care_team_id": team_id,
+                "external_ref": entry["ref"],
+                "sex_at_birth": "female",
+                "timezone": entry["timezone"],
+                "height_cm": entry["height_cm"],
+                "date_of_birth": entry["date_of_birth"],
+                "lam_type": entry["lam_type"],
+                "treatment_status": "on_sirolimus" if entry["treated"] else "untreated",
+                "expected_sessions_per_week": entry["expected_sessions_per_week"],
+                "created_at": start,
+            }
+            patient, code = create_patient(
+                session, principal=clinician, team_ids=[team_id], data=profile, settings=settings, now=start
             )
-            for stream, items in spec["items"].items():
-                if not items:
-                    continue
-                who = clinician if stream in ("regimens", "troughs") else None
+            # Her app's account, made with the invite as a patient would.
+            register_patient(
+                session,
+                settings=settings,
+                invite_code=code,
+                email=f"patient-{entry['ref'].lower()}@lamtrack.invalid",
+                password=secrets.token_urlsafe(16),
+                now=start,
+            )
+            own = Principal(user_id=patient.user_id or "", role="patient")
+            for stream, items in entry["items"].items():
+                who = clinician if stream in ("regimens", "troughs") else own
                 for chunk_start in range(0, len(items), 500):
-                    chunk = items[chunk_start : chunk_start + 500]
+                    chunk = [
+                        {"client_id": str(uuid.uuid4()), **it}
+                        for it in items[chunk_start : chunk_start + 500]
+                    ]
                     arrived = max(_time_of(stream, it) for it in chunk)
-                    ingest(
+                    ingest_batch(
                         session,
+                        spec=specs[stream],
                         patient=patient,
-                        stream=stream,
+                        principal=who,
                         items=chunk,
                         now=arrived,
-                        principal=who,
                         settings=settings,
                     )
             created += 1
