@@ -1,9 +1,13 @@
 """The one mapping from stored rows to the clinical engine's plain data
-(`backend.clinical.model`): a patient's facts and her history up to a moment."""
+(`backend.clinical.model`): a patient's facts and her history up to a moment.
+
+`load_histories` reads a chunk of patients with one ordinary query per data
+stream; `load_history` is the same for one patient (trend route, tests)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -36,42 +40,166 @@ def patient_facts(patient: Patient) -> cm.PatientFacts:
     )
 
 
-def _rows(
-    session: Session,
-    model: Any,
-    time_col: Any,
-    patient_id: str,
-    as_of: datetime,
-    since: datetime | None = None,
-) -> Sequence[Any]:
-    stmt = (
-        select(model)
-        .where(model.patient_id == patient_id, model.deleted_at.is_(None), time_col <= as_of)
-        .order_by(time_col)
+def _reading(s: Any) -> cm.SpirometryReading:
+    return cm.SpirometryReading(
+        id=s.id,
+        measured_at=s.measured_at,
+        fev1_l=s.fev1_l,
+        fvc_l=s.fvc_l,
+        grade=s.fev1_grade or s.session_grade,
+        setting=s.setting,
+        device_id=device_id(s.device),
     )
-    if since is not None:
-        stmt = stmt.where(time_col >= since)
-    return session.scalars(stmt).all()
+
+
+def _dose(d: Any) -> cm.DoseLog:
+    return cm.DoseLog(id=d.id, taken_at=d.taken_at, status=d.status, dose_mg=d.dose_mg)
+
+
+def _regimen(r: Any) -> cm.RegimenEvent:
+    return cm.RegimenEvent(
+        id=r.id,
+        effective_at=r.effective_at,
+        kind=r.kind,
+        daily_dose_mg=r.daily_dose_mg,
+        drug_name=r.drug_name,
+    )
+
+
+def _trough(t: Any) -> cm.TroughResult:
+    return cm.TroughResult(
+        id=t.id, drawn_at=t.drawn_at, value_ng_ml=t.value_ng_ml, last_dose_at=t.last_dose_at
+    )
+
+
+def _side_effect(r: Any) -> cm.SideEffectReport:
+    return cm.SideEffectReport(
+        id=r.id,
+        onset_at=r.onset_at,
+        term=r.term,
+        severity=r.severity,
+        ctcae_grade=r.ctcae_grade,
+        temperature_c=r.temperature_c,
+        antibiotics_started=bool(r.antibiotics_started),
+    )
+
+
+def _event(e: Any) -> cm.LamEvent:
+    return cm.LamEvent(id=e.id, occurred_at=e.occurred_at, kind=e.kind)
+
+
+@dataclass(frozen=True)
+class _Stream:
+    """One data stream as the engine reads it: the columns read, the row ->
+    clinical mapping, and how far back it reaches (None: in full)."""
+
+    field: str
+    model: Any
+    time_col: Any
+    columns: tuple[Any, ...]
+    to_clinical: Callable[[Any], Any]
+    days_back: Callable[[Thresholds], int] | None
+
+
+S, D, R, T, E, L = SpirometrySession, SirolimusDose, RegimenEvent, TroughResult, SideEffectReport, LamEvent
+STREAMS = (
+    # spirometry over the trend window plus the longest look-back the rules use
+    _Stream(
+        "readings",
+        S,
+        S.measured_at,
+        (S.id, S.measured_at, S.fev1_l, S.fvc_l, S.fev1_grade, S.session_grade, S.setting, S.device),
+        _reading,
+        lambda th: max(th.trend_window_days, th.acute_lookback_days, th.start_criterion_home_days) + 60,
+    ),
+    # doses over the adherence windows
+    _Stream(
+        "doses",
+        D,
+        D.taken_at,
+        (D.id, D.taken_at, D.status, D.dose_mg),
+        _dose,
+        lambda th: max(th.adherence_lookback_days, th.missed_doses_window_days) + 30,
+    ),
+    # regimen events and troughs in full (the trough schedule starts at the
+    # last regimen change, however old)
+    _Stream(
+        "regimens",
+        R,
+        R.effective_at,
+        (R.id, R.effective_at, R.kind, R.daily_dose_mg, R.drug_name),
+        _regimen,
+        None,
+    ),
+    _Stream("troughs", T, T.drawn_at, (T.id, T.drawn_at, T.value_ng_ml, T.last_dose_at), _trough, None),
+    _Stream(
+        "side_effects",
+        E,
+        E.onset_at,
+        (E.id, E.onset_at, E.term, E.severity, E.ctcae_grade, E.temperature_c, E.antibiotics_started),
+        _side_effect,
+        lambda th: max(th.symptom_window_days, th.side_effect_lookback_days) + 30,
+    ),
+    _Stream("events", L, L.occurred_at, (L.id, L.occurred_at, L.kind), _event, lambda th: 90),
+)
+
+
+def _select(stream: _Stream, ids: Sequence[str], upto: datetime) -> Any:
+    """The stream's live rows of `ids` measured up to `upto`, by patient and time."""
+    m = stream.model
+    return (
+        select(m.patient_id, *stream.columns)
+        .where(m.patient_id.in_(ids), m.deleted_at.is_(None), stream.time_col <= upto)
+        .order_by(m.patient_id, stream.time_col)
+    )
+
+
+def _stream_of(field: str) -> _Stream:
+    return next(s for s in STREAMS if s.field == field)
 
 
 def load_regimens(session: Session, patient_id: str, as_of: datetime) -> list[cm.RegimenEvent]:
-    return [
-        cm.RegimenEvent(
-            id=r.id,
-            effective_at=r.effective_at,
-            kind=r.kind,
-            daily_dose_mg=r.daily_dose_mg,
-            drug_name=r.drug_name,
-        )
-        for r in _rows(session, RegimenEvent, RegimenEvent.effective_at, patient_id, as_of)
-    ]
+    stream = _stream_of("regimens")
+    return [_regimen(r) for r in session.execute(_select(stream, [patient_id], as_of))]
 
 
 def load_troughs(session: Session, patient_id: str, as_of: datetime) -> list[cm.TroughResult]:
-    return [
-        cm.TroughResult(id=t.id, drawn_at=t.drawn_at, value_ng_ml=t.value_ng_ml, last_dose_at=t.last_dose_at)
-        for t in _rows(session, TroughResult, TroughResult.drawn_at, patient_id, as_of)
-    ]
+    stream = _stream_of("troughs")
+    return [_trough(t) for t in session.execute(_select(stream, [patient_id], as_of))]
+
+
+def load_histories(
+    session: Session,
+    patients: Sequence[Patient],
+    *,
+    as_of: Mapping[str, datetime],
+    thresholds: Mapping[str, Thresholds],
+) -> dict[str, cm.PatientHistory]:
+    """Everything the engine needs about each of `patients`, measured up to her
+    own `as_of[patient.id]` and inside her own windows (`STREAMS`, from her
+    `thresholds`), with ONE query per data stream for all of them."""
+    if not patients:
+        return {}
+    ids = [p.id for p in patients]
+    upto = max(as_of[pid] for pid in ids)
+    found: dict[str, dict[str, list[Any]]] = {pid: {} for pid in ids}
+    for stream in STREAMS:
+        since: dict[str, datetime] | None = None
+        stmt = _select(stream, ids, upto)
+        days_back = stream.days_back
+        if days_back is not None:
+            since = {pid: as_of[pid] - timedelta(days=days_back(thresholds[pid])) for pid in ids}
+            stmt = stmt.where(stream.time_col >= min(since.values()))
+        time_key = stream.time_col.key
+        for pid in ids:
+            found[pid][stream.field] = []
+        for row in session.execute(stmt):
+            pid = row.patient_id
+            moment = getattr(row, time_key)
+            if moment > as_of[pid] or (since is not None and moment < since[pid]):
+                continue
+            found[pid][stream.field].append(stream.to_clinical(row))
+    return {p.id: cm.PatientHistory(facts=patient_facts(p), **found[p.id]) for p in patients}
 
 
 def load_history(
@@ -81,83 +209,11 @@ def load_history(
     as_of: datetime,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> cm.PatientHistory:
-    """Everything the engine needs about one patient, measured up to `as_of`.
-
-    Spirometry reaches back over the trend window plus the longest look-back the
-    rules use; doses over the adherence windows; regimen events and troughs in
-    full (the trough schedule starts at the last regimen change, however old).
-    """
-    pid = patient.id
-    reading_days = (
-        max(
-            thresholds.trend_window_days, thresholds.acute_lookback_days, thresholds.start_criterion_home_days
-        )
-        + 60
-    )
-    readings = [
-        cm.SpirometryReading(
-            id=s.id,
-            measured_at=s.measured_at,
-            fev1_l=s.fev1_l,
-            fvc_l=s.fvc_l,
-            grade=s.fev1_grade or s.session_grade,
-            setting=s.setting,
-            device_id=device_id(s.device),
-        )
-        for s in _rows(
-            session,
-            SpirometrySession,
-            SpirometrySession.measured_at,
-            pid,
-            as_of,
-            since=as_of - timedelta(days=reading_days),
-        )
+    """Everything the engine needs about one patient, measured up to `as_of`
+    (`load_histories` for one patient)."""
+    return load_histories(session, [patient], as_of={patient.id: as_of}, thresholds={patient.id: thresholds})[
+        patient.id
     ]
-    dose_days = max(thresholds.adherence_lookback_days, thresholds.missed_doses_window_days) + 30
-    doses = [
-        cm.DoseLog(id=d.id, taken_at=d.taken_at, status=d.status, dose_mg=d.dose_mg)
-        for d in _rows(
-            session,
-            SirolimusDose,
-            SirolimusDose.taken_at,
-            pid,
-            as_of,
-            since=as_of - timedelta(days=dose_days),
-        )
-    ]
-    side_effects = [
-        cm.SideEffectReport(
-            id=r.id,
-            onset_at=r.onset_at,
-            term=r.term,
-            severity=r.severity,
-            ctcae_grade=r.ctcae_grade,
-            temperature_c=r.temperature_c,
-            antibiotics_started=bool(r.antibiotics_started),
-        )
-        for r in _rows(
-            session,
-            SideEffectReport,
-            SideEffectReport.onset_at,
-            pid,
-            as_of,
-            since=as_of
-            - timedelta(days=max(thresholds.symptom_window_days, thresholds.side_effect_lookback_days) + 30),
-        )
-    ]
-    events = [
-        cm.LamEvent(id=e.id, occurred_at=e.occurred_at, kind=e.kind)
-        for e in _rows(session, LamEvent, LamEvent.occurred_at, pid, as_of, since=as_of - timedelta(days=90))
-    ]
-    return cm.PatientHistory(
-        facts=patient_facts(patient),
-        readings=readings,
-        doses=doses,
-        regimens=load_regimens(session, pid, as_of),
-        troughs=load_troughs(session, pid, as_of),
-        side_effects=side_effects,
-        events=events,
-    )
 
 
 def device_id(device: dict[str, Any] | None) -> str | None:

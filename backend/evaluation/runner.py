@@ -1,21 +1,28 @@
 """Run the clinical engine over stored data and keep alerts in step with it.
 
 `evaluate_patients` (the nightly and incremental passes, `lamtrack evaluate`)
-works a chunk of patients at a time (`backend.evaluation.batch`): one query per
-data stream per chunk, the home series and trends of the whole chunk computed
-vectorised, then the rules per patient; alerts are raised idempotently per
-episode and evaluation alerts whose condition cleared are resolved, inside a
-savepoint per patient. Memory stays bounded by one chunk; patient ids are read
-in keyset-paged chunks.
+works a chunk of patients at a time, each chunk in one transaction:
 
-`evaluate_one` / `evaluate_patients_each` are the per-patient form (one
-transaction and `load_history` per patient): the reference the batched pass is
-tested against, and its fallback if a chunk as a whole fails.
+1. read the chunk's patients, then each data stream with one ordinary query
+   for the whole chunk, mapped to the engine's plain data by
+   `backend.evaluation.loading.load_histories` (each patient sees only her
+   own rows, inside her own windows and as-of time);
+2. per patient, run the pure engine (`backend.clinical.evaluate.evaluate_patient`)
+   and apply its result inside her own SAVEPOINT: alerts raised idempotently
+   per episode, evaluation alerts whose condition cleared resolved. A failure
+   (bad data in the engine, an alert that cannot be written) is hers alone:
+   logged, counted in `errors`, and her `evaluated_at` left as it was so the
+   next incremental pass tries her again;
+3. `evaluated_at` set for the chunk's evaluated patients in one UPDATE.
+
+Memory stays bounded by one chunk; patient ids are read in keyset-paged
+chunks. A chunk whose read fails counts all its patients as errors and the
+pass goes on with the next chunk.
 
 Incremental by default: only patients whose data changed since their last
 evaluation (`data_changed_at > evaluated_at`). A nightly full pass catches what
 time alone changes (a trough draw that became overdue, readings that stopped).
-`evaluated_at` is set to the moment the patient's data were read, so a change
+`evaluated_at` is set to the moment the chunk's data were read, so a change
 landing during an evaluation is picked up by the next one.
 
 A replay (`as_of` in the past, `lamtrack evaluate --as-of`) reads only data
@@ -26,27 +33,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.alerts.services import EVALUATED_RULES, auto_resolve_cleared, raise_alert
+from backend.alerts.services import EVALUATED_RULES, auto_resolve_cleared, raise_alerts
+from backend.clinical import model as cm
 from backend.config import Settings
 from backend.db import utcnow
-from backend.evaluation.batch import ChunkCache, evaluate_chunk, read_chunk
-from backend.evaluation.loading import end_of_local_day, load_history
+from backend.evaluation.loading import end_of_local_day, load_histories
 from backend.patients.models import Patient
 from backend.patients.services import thresholds_for
 
 log = logging.getLogger(__name__)
 
+# Patients per chunk (one transaction, one query per data stream).
 CHUNK = 200
-# Patients per transaction in the batched pass (`evaluate_patients`).
-BATCH_CHUNK = 500
 
 
 @dataclass
@@ -57,102 +61,31 @@ class PatientOutcome:
     candidates: int = 0
 
 
-def evaluate_one(
+def apply_evaluation(
     session: Session,
     patient: Patient,
+    evaluation: cm.Evaluation,
     *,
     as_of: datetime,
     settings: Settings,
-    auto_resolve: bool | None = None,
 ) -> PatientOutcome:
-    """Evaluate one patient in the caller's transaction and apply the result."""
-    from backend.clinical.evaluate import evaluate_patient
-
-    thresholds = thresholds_for(session, patient)
-    history = load_history(session, patient, as_of=as_of, thresholds=thresholds)
-    evaluation = evaluate_patient(history, as_of=as_of, thresholds=thresholds)
+    """Raise (or refresh) the evaluation's alert candidates and auto-resolve the
+    patient's evaluation alerts it no longer raises, in the caller's transaction."""
     outcome = PatientOutcome(patient.id, candidates=len(evaluation.candidates))
-    present: set[tuple[str, str]] = set()
-    for candidate in evaluation.candidates:
-        present.add((candidate.rule, candidate.episode_key))
-        alert = raise_alert(session, patient=patient, candidate=candidate, as_of=as_of, settings=settings)
-        if alert is not None:
-            outcome.opened.append(alert.id)
-    if settings.alert_auto_resolve if auto_resolve is None else auto_resolve:
+    raised = raise_alerts(
+        session, [(patient, candidate, as_of) for candidate in evaluation.candidates], settings=settings
+    )
+    outcome.opened = [alert.id for alert in raised if alert is not None]
+    if settings.alert_auto_resolve:
         outcome.resolved = auto_resolve_cleared(
             session,
             patient_id=patient.id,
             evaluated_rules=EVALUATED_RULES,
-            present=present,
+            present={(c.rule, c.episode_key) for c in evaluation.candidates},
             as_of=as_of,
             clear_for=timedelta(days=settings.alert_auto_resolve_after_days),
         )
     return outcome
-
-
-def _patient_ids(
-    session_factory: sessionmaker[Session],
-    *,
-    full: bool,
-    patient_ids: Sequence[str] | None,
-) -> Iterator[str]:
-    """Patient ids to evaluate, one at a time."""
-    for chunk in _patient_id_chunks(session_factory, full=full, patient_ids=patient_ids, size=CHUNK):
-        yield from chunk
-
-
-def evaluate_patients_each(
-    session_factory: sessionmaker[Session],
-    *,
-    settings: Settings,
-    as_of: datetime | date | None = None,
-    full: bool = False,
-    patient_ids: Sequence[str] | None = None,
-    replay: bool = False,
-) -> dict[str, int]:
-    """The per-patient pass: one transaction and `evaluate_one` per patient.
-
-    Same result as `evaluate_patients` (the reference it is tested against),
-    at about ten queries per patient.
-    """
-    as_of = as_of or utcnow()
-    summary = {"patients": 0, "opened": 0, "resolved": 0, "errors": 0}
-    for pid in _patient_ids(session_factory, full=full, patient_ids=patient_ids):
-        _evaluate_single(session_factory, pid, as_of=as_of, settings=settings, replay=replay, summary=summary)
-    return summary
-
-
-def _evaluate_single(
-    session_factory: sessionmaker[Session],
-    pid: str,
-    *,
-    as_of: datetime | date,
-    settings: Settings,
-    replay: bool,
-    summary: dict[str, int],
-) -> None:
-    read_at = utcnow()
-    try:
-        with session_factory.begin() as session:
-            patient = session.get(Patient, pid)
-            if patient is None:
-                return
-            moment = as_of if isinstance(as_of, datetime) else end_of_local_day(as_of, patient.timezone)
-            outcome = evaluate_one(session, patient, as_of=moment, settings=settings)
-            if not replay:
-                session.execute(
-                    update(Patient)
-                    .where(Patient.id == pid)
-                    .values(evaluated_at=read_at, updated_at=Patient.updated_at)
-                    .execution_options(synchronize_session=False)
-                )
-    except Exception:  # one patient's bad data must not stop the others
-        log.exception("evaluation of patient %s failed", pid)
-        summary["errors"] += 1
-        return
-    summary["patients"] += 1
-    summary["opened"] += len(outcome.opened)
-    summary["resolved"] += outcome.resolved
 
 
 def evaluate_patients(
@@ -163,59 +96,73 @@ def evaluate_patients(
     full: bool = False,
     patient_ids: Sequence[str] | None = None,
     replay: bool = False,
-    chunk_size: int = BATCH_CHUNK,
+    chunk_size: int = CHUNK,
 ) -> dict[str, int]:
     """Evaluate patients as of `as_of` (default now), a chunk at a time.
 
     A calendar date means the end of that day in each patient's own time zone,
     as the nightly pass sees it. `replay=True` (a past as-of date) leaves
     `evaluated_at` untouched so the live incremental pass still sees the
-    patient's newer data. See `backend.evaluation.batch` for the unit of work
-    (one transaction per chunk, a savepoint per patient with alert changes);
-    the result is the same as `evaluate_patients_each`.
+    patient's newer data. Returns counts: patients evaluated, alerts opened
+    and resolved, errors.
     """
     as_of = as_of or utcnow()
-    moment = as_of
     summary = {"patients": 0, "opened": 0, "resolved": 0, "errors": 0}
-    cache = ChunkCache()
-    chunks = _patient_id_chunks(session_factory, full=full, patient_ids=patient_ids, size=chunk_size)
+    for ids in _patient_id_chunks(session_factory, full=full, patient_ids=patient_ids, size=chunk_size):
+        try:
+            part = _evaluate_chunk(session_factory, ids, as_of=as_of, settings=settings, replay=replay)
+        except Exception:  # e.g. the chunk could not be read: the next chunks still run
+            log.exception("evaluation of a chunk of %d patients failed", len(ids))
+            part = {"patients": 0, "opened": 0, "resolved": 0, "errors": len(ids)}
+        for key in summary:
+            summary[key] += part[key]
+    return summary
 
-    def read(ids: list[str]) -> Any:
-        return read_chunk(session_factory, ids, as_of=moment)
 
-    # On a server database the next chunk is read in a reader thread while this
-    # one is evaluated (the database works while Python computes). SQLite takes
-    # its write lock at BEGIN, so there the chunks are read in turn.
-    with session_factory() as probe:
-        threaded = probe.get_bind().dialect.name != "sqlite"
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evaluation-reader") as reader:
-        ids = next(chunks, None)
-        pending = reader.submit(read, ids) if threaded and ids else None
-        while ids:
-            current = ids
-            ids = next(chunks, None)
+def _evaluate_chunk(
+    session_factory: sessionmaker[Session],
+    ids: Sequence[str],
+    *,
+    as_of: datetime | date,
+    settings: Settings,
+    replay: bool,
+) -> dict[str, int]:
+    from backend.clinical.evaluate import evaluate_patient
+
+    summary = {"patients": 0, "opened": 0, "resolved": 0, "errors": 0}
+    read_at = utcnow()
+    with session_factory.begin() as session:
+        patients = list(session.scalars(select(Patient).where(Patient.id.in_(ids)).order_by(Patient.id)))
+        moments = {
+            p.id: as_of if isinstance(as_of, datetime) else end_of_local_day(as_of, p.timezone)
+            for p in patients
+        }
+        thresholds = {p.id: thresholds_for(session, p) for p in patients}
+        histories = load_histories(session, patients, as_of=moments, thresholds=thresholds)
+        done: list[str] = []
+        for patient in patients:
+            moment = moments[patient.id]
             try:
-                data = pending.result() if pending is not None else read(current)
-                error = None
-            except Exception as exc:
-                data, error = None, exc
-            pending = reader.submit(read, ids) if threaded and ids else None
-            part = {"patients": 0, "opened": 0, "resolved": 0, "errors": 0}
-            try:
-                if error is not None:
-                    raise error
-                part = evaluate_chunk(session_factory, data, settings=settings, replay=replay, cache=cache)
-            except Exception:  # a chunk-level failure: fall back to one patient at a time
-                log.exception(
-                    "batched evaluation of %d patients failed; evaluating them one by one", len(current)
+                evaluation = evaluate_patient(
+                    histories.pop(patient.id), as_of=moment, thresholds=thresholds[patient.id]
                 )
-                part = {"patients": 0, "opened": 0, "resolved": 0, "errors": 0}
-                for pid in current:
-                    _evaluate_single(
-                        session_factory, pid, as_of=moment, settings=settings, replay=replay, summary=part
-                    )
-            for key in summary:
-                summary[key] += part[key]
+                with session.begin_nested():
+                    outcome = apply_evaluation(session, patient, evaluation, as_of=moment, settings=settings)
+            except Exception:  # one patient's failure must not stop the others
+                log.exception("evaluation of patient %s failed", patient.id)
+                summary["errors"] += 1
+                continue
+            done.append(patient.id)
+            summary["patients"] += 1
+            summary["opened"] += len(outcome.opened)
+            summary["resolved"] += outcome.resolved
+        if done and not replay:
+            session.execute(
+                update(Patient)
+                .where(Patient.id.in_(done))
+                .values(evaluated_at=read_at, updated_at=Patient.updated_at)
+                .execution_options(synchronize_session=False)
+            )
     return summary
 
 

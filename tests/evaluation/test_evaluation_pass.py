@@ -1,5 +1,5 @@
-"""The batched nightly pass (`evaluate_patients`) opens, refreshes and resolves
-exactly the alerts the per-patient pass (`evaluate_patients_each`) does, on a
+"""The evaluation pass (`evaluate_patients`): its alerts are the engine's
+candidates for what each patient's stored data show, whatever the chunking, on a
 simulated cohort, on SQLite and PostgreSQL (`--db=postgres`)."""
 
 from __future__ import annotations
@@ -16,11 +16,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.alerts.models import Alert, AlertEvent
 from backend.audit import AuditEvent
+from backend.clinical.evaluate import evaluate_patient
 from backend.clinical.simulation import CohortConfig, simulate_patient
 from backend.config import Settings
-from backend.evaluation.runner import evaluate_patients, evaluate_patients_each
+from backend.evaluation.loading import STREAMS, end_of_local_day, load_history
+from backend.evaluation.runner import evaluate_patients
 from backend.notify.models import OutboxMessage
 from backend.patients.models import Patient
+from backend.patients.services import thresholds_for
 from backend.streams.events.models import LamEvent
 from backend.streams.medication.models import RegimenEvent, SirolimusDose
 from backend.streams.side_effects.models import SideEffectReport
@@ -273,82 +276,130 @@ def _run(fn: Any, factory: sessionmaker[Session], settings: Settings, **kw: Any)
     return out
 
 
-@pytest.mark.parametrize("chunk_size", [500, 7])
-def test_batched_pass_opens_the_same_alerts_as_the_per_patient_pass(
-    db_sessionmaker: sessionmaker[Session], settings: Settings, chunk_size: int
+def _open_alerts(factory: sessionmaker[Session]) -> dict[str, set[tuple[str, str, str]]]:
+    out: dict[str, set[tuple[str, str, str]]] = {}
+    with factory() as session:
+        for a in session.scalars(select(Alert).where(Alert.open_episode_key.is_not(None))):
+            out.setdefault(a.patient_id, set()).add((a.rule, a.episode_key, a.severity))
+    return out
+
+
+def test_chunking_does_not_change_what_the_passes_write(
+    db_sessionmaker: sessionmaker[Session], settings: Settings
 ) -> None:
     load_cohort(db_sessionmaker)
-    reference = _run(evaluate_patients_each, db_sessionmaker, settings)
+    whole = _run(evaluate_patients, db_sessionmaker, settings, chunk_size=500)
     expected = _snapshot(db_sessionmaker)
-    assert sum(r["opened"] for r in reference) > 10  # the cohort does raise alerts
+    assert sum(r["opened"] for r in whole) > 10  # the cohort does raise alerts
+    assert sum(r["resolved"] for r in whole) > 0  # and resolves some when they clear
+    assert all(r["errors"] == 0 for r in whole)
     assert sum(len(row) == 9 for row in expected) > 10  # and emails them
     assert len({row[1] for row in expected if len(row) > 5}) >= 3  # of several rules
     _wipe_alerts(db_sessionmaker)
-    batched = _run(evaluate_patients, db_sessionmaker, settings, chunk_size=chunk_size)
-    assert batched == reference
+    small = _run(evaluate_patients, db_sessionmaker, settings, chunk_size=7)
+    assert small == whole
     assert _snapshot(db_sessionmaker) == expected
 
 
-def test_one_patient_failing_does_not_stop_the_chunk(
+def test_open_alerts_are_the_engines_candidates_on_each_patients_own_rows(
+    db_sessionmaker: sessionmaker[Session], settings: Settings
+) -> None:
+    """After a pass, each patient's open alerts are exactly what the engine
+    raises on her rows; the rows the chunk's queries gave her are her live rows
+    inside her own window and as-of time (checked against plain per-patient
+    ORM reads); a second pass at the same moment opens nothing and changes nothing."""
+    ids = load_cohort(db_sessionmaker, n=14)
+    as_of = date(2025, 12, 1)  # the end of that day in each patient's zone
+    first = evaluate_patients(db_sessionmaker, settings=settings, as_of=as_of, full=True, chunk_size=5)
+    assert first["patients"] == len(ids) and first["errors"] == 0 and first["opened"] > 5
+    opened = _open_alerts(db_sessionmaker)
+    with db_sessionmaker() as session:
+        for patient in session.scalars(select(Patient)):
+            moment = end_of_local_day(as_of, patient.timezone)
+            th = thresholds_for(session, patient)
+            history = load_history(session, patient, as_of=moment, thresholds=th)
+            for stream in STREAMS:
+                since = moment - timedelta(days=stream.days_back(th)) if stream.days_back else None
+                live = [
+                    r.id
+                    for r in session.scalars(
+                        select(stream.model).where(
+                            stream.model.patient_id == patient.id, stream.model.deleted_at.is_(None)
+                        )
+                    )
+                    if getattr(r, stream.time_col.key) <= moment
+                    and (since is None or getattr(r, stream.time_col.key) >= since)
+                ]
+                assert sorted(x.id for x in getattr(history, stream.field)) == sorted(live), stream.field
+            candidates = evaluate_patient(history, as_of=moment, thresholds=th).candidates
+            assert opened.get(patient.id, set()) == {(c.rule, c.episode_key, c.severity) for c in candidates}
+    before = _snapshot(db_sessionmaker)
+    again = evaluate_patients(db_sessionmaker, settings=settings, as_of=as_of, full=True, replay=True)
+    assert again == {"patients": len(ids), "opened": 0, "resolved": 0, "errors": 0}
+    assert _snapshot(db_sessionmaker) == before
+
+
+def test_one_patient_failing_in_the_engine_does_not_stop_the_chunk(
     db_sessionmaker: sessionmaker[Session],
     settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ids = load_cohort(db_sessionmaker, n=6)
-    import backend.evaluation.batch as batch
+    import backend.clinical.evaluate as engine
 
-    real = batch._evaluate_patient
+    real = engine.evaluate_patient
     bad = sorted(ids)[2]
 
-    def flaky(patient: Patient, *args: Any, **kw: Any) -> Any:
-        if patient.id == bad:
+    def flaky(history: Any, **kw: Any) -> Any:
+        if history.facts.patient_id == bad:
             raise RuntimeError("bad data")
-        return real(patient, *args, **kw)
+        return real(history, **kw)
 
-    monkeypatch.setattr(batch, "_evaluate_patient", flaky)
+    monkeypatch.setattr(engine, "evaluate_patient", flaky)
     as_of = datetime(2025, 12, 1, 23, 0, tzinfo=UTC)
     summary = evaluate_patients(db_sessionmaker, settings=settings, as_of=as_of, full=True)
     assert summary["errors"] == 1 and summary["patients"] == 5
     with db_sessionmaker() as session:
         evaluated = set(session.scalars(select(Patient.id).where(Patient.evaluated_at.is_not(None))))
     assert evaluated == set(ids) - {bad}
+    assert bad not in _open_alerts(db_sessionmaker)
     # the next incremental pass picks up only the patient that failed
-    monkeypatch.setattr(batch, "_evaluate_patient", real)
+    monkeypatch.setattr(engine, "evaluate_patient", real)
     again = evaluate_patients(db_sessionmaker, settings=settings, as_of=as_of + timedelta(hours=1))
     assert again["patients"] == 1 and again["errors"] == 0
 
 
-def test_a_chunk_that_cannot_be_read_is_evaluated_one_patient_at_a_time(
+def test_a_chunk_that_cannot_be_read_is_left_for_the_next_pass(
     db_sessionmaker: sessionmaker[Session],
     settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ids = load_cohort(db_sessionmaker, n=8)
     as_of = datetime(2025, 12, 1, 23, 0, tzinfo=UTC)
-    reference = evaluate_patients_each(
-        db_sessionmaker, settings=settings, as_of=as_of, full=True, replay=True
-    )
-    expected = _snapshot(db_sessionmaker)
-    _wipe_alerts(db_sessionmaker)
     import backend.evaluation.runner as runner
 
-    real = runner.read_chunk
-    calls = []
+    real = runner.load_histories
+    calls: list[list[str]] = []
 
-    def failing_first(factory: Any, chunk_ids: Any, **kw: Any) -> Any:
-        calls.append(list(chunk_ids))
+    def failing_first(session: Session, patients: Any, **kw: Any) -> Any:
+        calls.append([p.id for p in patients])
         if len(calls) == 1:
             raise RuntimeError("database hiccup")
-        return real(factory, chunk_ids, **kw)
+        return real(session, patients, **kw)
 
-    monkeypatch.setattr(runner, "read_chunk", failing_first)
-    summary = evaluate_patients(
-        db_sessionmaker, settings=settings, as_of=as_of, full=True, replay=True, chunk_size=3
-    )
-    assert len(calls) == 3  # ceil(8 / 3) chunks, the first one evaluated patient by patient
-    assert summary == reference
-    assert _snapshot(db_sessionmaker) == expected
+    monkeypatch.setattr(runner, "load_histories", failing_first)
+    summary = evaluate_patients(db_sessionmaker, settings=settings, as_of=as_of, full=True, chunk_size=3)
+    assert len(calls) == 3  # ceil(8 / 3) chunks; the first failed, the others ran
+    assert summary["errors"] == 3 and summary["patients"] == 5
     assert sorted(ids) == sorted(i for chunk in calls for i in chunk)
+    with db_sessionmaker() as session:
+        evaluated = set(session.scalars(select(Patient.id).where(Patient.evaluated_at.is_not(None))))
+    assert evaluated == set(ids) - set(calls[0])
+    assert not set(calls[0]) & set(_open_alerts(db_sessionmaker))
+    # the next incremental pass evaluates exactly the chunk that failed
+    monkeypatch.setattr(runner, "load_histories", real)
+    again = evaluate_patients(db_sessionmaker, settings=settings, as_of=as_of + timedelta(hours=1))
+    assert again["patients"] == 3 and again["errors"] == 0
 
 
 def test_a_patient_whose_new_alerts_cannot_be_written_fails_alone(
@@ -356,12 +407,12 @@ def test_a_patient_whose_new_alerts_cannot_be_written_fails_alone(
     settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The chunk's new alerts are written together (`raise_alerts` in one
-    SAVEPOINT); if that fails, its patients are written one by one, each in her
-    own SAVEPOINT, so only the patient at fault is left out."""
+    """Each patient's alerts are written in her own SAVEPOINT: only the
+    patient at fault is left out, the others' alerts and emails are as in a
+    clean pass."""
     load_cohort(db_sessionmaker, n=12)
     as_of = datetime(2025, 12, 1, 23, 0, tzinfo=UTC)
-    reference = evaluate_patients_each(db_sessionmaker, settings=settings, as_of=as_of, full=True)
+    reference = evaluate_patients(db_sessionmaker, settings=settings, as_of=as_of, full=True)
     expected = _snapshot(db_sessionmaker)
     with db_sessionmaker() as session:
         counts = dict(
