@@ -5,20 +5,27 @@ from __future__ import annotations
 
 import os
 import secrets
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from backend.config import REPO_ROOT
+
+
+def migrations_dir() -> Path:
+    """The Alembic script folder: the repository's `migrations/`, shipped as the
+    package `backend._migrations` (setup.py), wherever it is installed."""
+    return Path(str(files("backend._migrations")))
 
 
 def alembic_config(database_url: str, *, quiet: bool = False) -> Any:
     from alembic.config import Config
 
-    cfg = Config(str(REPO_ROOT / "migrations" / "alembic.ini"))
-    cfg.set_main_option("script_location", str(REPO_ROOT / "migrations"))
+    where = migrations_dir()
+    cfg = Config(str(where / "alembic.ini"))
+    cfg.set_main_option("script_location", str(where))
     cfg.attributes["database_url"] = database_url
     cfg.attributes["skip_logging"] = quiet
     return cfg
