@@ -13,7 +13,6 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 
-
 def migrations_dir() -> Path:
     """The Alembic script folder: the repository's `migrations/`, shipped as the
     package `backend._migrations` (setup.py), wherever it is installed."""
