@@ -30,6 +30,7 @@ from backend.config import Settings
 from backend.db import new_id, utcnow
 from backend.errors import Conflict, Unprocessable
 from backend.notify.models import OutboxMessage
+from backend.notify.outbox import queue_rows
 from backend.patients.models import Patient
 
 log = logging.getLogger(__name__)
@@ -245,8 +246,9 @@ def raise_alerts(
         log.info(
             "alert %s opened: %s/%s for patient %s", alert.id, alert.rule, alert.severity, alert.patient_id
         )
-    for rows in (events, audits, outbox):
+    for rows in (events, audits):
         _insert_rows(session, rows)
+    queue_rows(session, outbox)
     return results
 
 
