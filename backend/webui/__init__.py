@@ -57,7 +57,7 @@ def init_app(app: Flask, settings: Settings) -> None:
 
     @app.after_request
     def _page_headers(resp: Response) -> Response:
-        if request.blueprint == blp.name or request.path.startswith("/static/"):
+        if request.blueprint == blp.name or request.path.startswith("/assets/"):
             resp.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
             resp.headers["X-Frame-Options"] = "DENY"
             resp.headers["Referrer-Policy"] = "same-origin"

@@ -101,6 +101,9 @@ def fev1_chart(
         text = kind.replace("_", " ") + (f" {dose:g} mg" if dose is not None else "")
         body.append(f'<line class="regimen" x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{H - BOTTOM}"/>')
         body.append(f'<text class="label regimen-label" x="{x + 3:.1f}" y="{TOP + 12}">{escape(text)}</text>')
+    if daily:
+        line = " ".join(f"{sc.x(d):.1f},{sc.y(v):.1f}" for d, v in daily if d >= sc.d0)
+        body.append(f'<polyline class="home" points="{line}"/>')
     for ln in lines:
         d0, d1 = max(ln["start"].toordinal(), sc.d0), ln["end"].toordinal()
         if d1 <= d0:
@@ -129,9 +132,6 @@ def fev1_chart(
             f"<title>{escape(ln['label'].replace('_', ' '))}: "
             f"{ln['slope']:+.0f} mL/year ({ln['ci_low']:+.0f} to {ln['ci_high']:+.0f})</title></line>"
         )
-    if daily:
-        line = " ".join(f"{sc.x(d):.1f},{sc.y(v):.1f}" for d, v in daily if d >= sc.d0)
-        body.append(f'<polyline class="home" points="{line}"/>')
     for day, value in clinic:
         if day.toordinal() >= sc.d0:
             body.append(

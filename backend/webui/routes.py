@@ -37,7 +37,7 @@ blp = Blueprint(
     __name__,
     template_folder="templates",
     static_folder="static",
-    static_url_path="/static",
+    static_url_path="/assets",
 )
 
 URGENCY_ORDER = ("urgent", "review", "digest")
