@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from backend.clinical.catalog import match_interacting_drug, normalise_drug_name
 from backend.clinical.model import (
     DoseLog,
     RegimenEvent,
@@ -278,16 +279,20 @@ def trough_schedule(
 
 
 def _stops_drug(events: Sequence[RegimenEvent], start: RegimenEvent, nxt: datetime | None) -> bool:
-    """Whether the event ending `start`'s item is the stop of the same drug."""
+    """Whether the event ending `start`'s item is the stop of the same drug (by
+    catalog name when known: 'Biaxin' and 'clarithromycin' are one drug)."""
     if nxt is None:
         return False
-    name = (start.drug_name or "").strip().lower()
+    name = _drug_key(start.drug_name)
     return any(
-        e.effective_at == nxt
-        and e.kind == "interacting_drug_stop"
-        and (e.drug_name or "").strip().lower() == name
+        e.effective_at == nxt and e.kind == "interacting_drug_stop" and _drug_key(e.drug_name) == name
         for e in events
     )
+
+
+def _drug_key(name: str | None) -> str:
+    match = match_interacting_drug(name)
+    return match[0] if match else normalise_drug_name(name or "")
 
 
 def current_item(schedule: Sequence[TroughScheduleItem]) -> TroughScheduleItem | None:

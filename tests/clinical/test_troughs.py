@@ -212,7 +212,7 @@ def test_interacting_drug_start_then_stop_keeps_the_on_drug_draw() -> None:
     start = ev("start", local(2025, 1, 1))
     first = draw(local(2025, 1, 14))
     on = RegimenEvent("i1", local(2025, 3, 1), "interacting_drug_start", None, "Clarithromycin")
-    off = RegimenEvent("i2", local(2025, 3, 6), "interacting_drug_stop", None, "clarithromycin")
+    off = RegimenEvent("i2", local(2025, 3, 6), "interacting_drug_stop", None, "Biaxin")  # same drug
     # stopped on day 5, no draw while on it: the on-drug item stays, 'missed'
     items = trough_schedule([start, on, off], [first], tz, local(2025, 3, 8), T)
     assert [(i.reason, i.anchor_date, i.status) for i in items] == [
