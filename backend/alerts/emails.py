@@ -38,6 +38,7 @@ RULE_LABELS: dict[str, str] = {
     "trough_draw_due": "Trough draw due",
     "trough_draw_missed": "Trough draw missed",
     "trough_out_of_range": "Trough level out of range",
+    "interacting_drug_change": "Interacting drug started or stopped",
     "urgent_side_effect": "Side effect needing same-day review",
     "lam_event": "LAM event reported",
     "readings_overdue": "Home readings overdue",

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 SYSTEM_ROLE = "system"
 UNRESOLVED = ("open", "acknowledged", "snoozed")
-EVENT_RULES = frozenset({"urgent_side_effect", "lam_event"})
+EVENT_RULES = frozenset({"urgent_side_effect", "lam_event", "interacting_drug_change"})
 # Rules the evaluation decides each time; an open alert of one of these rules that
 # the engine no longer raises has cleared.
 EVALUATED_RULES = tuple(r for r in RULE_IDS if r not in EVENT_RULES)

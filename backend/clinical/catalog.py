@@ -9,6 +9,8 @@ temperature and "antibiotics started" are separate fields of a report.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 
 
@@ -75,10 +77,13 @@ LAM_EVENT_KINDS = (
     "other",
 )
 
-# Strong CYP3A4 / P-gp inhibitors and inducers (Rapamune label section 7).
+# CYP3A4 / P-gp inhibitors and inducers (Rapamune label section 7.2): strong
+# inhibitors and inducers (avoid), and the inhibitors to use with caution;
+# cannabidiol raises sirolimus levels (label warning, 2022).
 INTERACTING_DRUGS: dict[str, str] = {
     **dict.fromkeys(
         (
+            # strong inhibitors
             "ketoconazole",
             "voriconazole",
             "itraconazole",
@@ -86,13 +91,148 @@ INTERACTING_DRUGS: dict[str, str] = {
             "clarithromycin",
             "erythromycin",
             "telithromycin",
+            # inhibitors: use with caution, monitor the level
+            "diltiazem",
+            "verapamil",
+            "nicardipine",
+            "fluconazole",
+            "clotrimazole",
+            "cyclosporine",
+            "danazol",
+            "bromocriptine",
+            "cimetidine",
+            "metoclopramide",
+            "cisapride",
+            "troleandomycin",
+            # HIV and HCV protease inhibitors
+            "ritonavir",
+            "indinavir",
+            "saquinavir",
+            "nelfinavir",
+            "atazanavir",
+            "lopinavir",
+            "darunavir",
+            "boceprevir",
+            "telaprevir",
             "grapefruit",
         ),
         "inhibitor",
     ),
-    **dict.fromkeys(("rifampin", "rifabutin", "carbamazepine", "phenytoin", "st_johns_wort"), "inducer"),
+    **dict.fromkeys(
+        (
+            "rifampin",
+            "rifabutin",
+            "rifapentine",
+            "carbamazepine",
+            "phenobarbital",
+            "phenytoin",
+            "st_johns_wort",
+        ),
+        "inducer",
+    ),
     "cannabidiol": "warning",
 }
+
+# International names, spellings and brand names -> the catalog name.
+DRUG_ALIASES: dict[str, str] = {
+    "rifampicin": "rifampin",
+    "rifadin": "rifampin",
+    "rimactane": "rifampin",
+    "rifamycin_sv": "rifampin",
+    "mycobutin": "rifabutin",
+    "priftin": "rifapentine",
+    "tegretol": "carbamazepine",
+    "dilantin": "phenytoin",
+    "epanutin": "phenytoin",
+    "phenobarbitone": "phenobarbital",
+    "luminal": "phenobarbital",
+    "st_john_s_wort": "st_johns_wort",
+    "st_john_wort": "st_johns_wort",
+    "saint_johns_wort": "st_johns_wort",
+    "hypericum": "st_johns_wort",
+    "hypericum_perforatum": "st_johns_wort",
+    "nizoral": "ketoconazole",
+    "vfend": "voriconazole",
+    "sporanox": "itraconazole",
+    "noxafil": "posaconazole",
+    "biaxin": "clarithromycin",
+    "klacid": "clarithromycin",
+    "erythrocin": "erythromycin",
+    "ketek": "telithromycin",
+    "cardizem": "diltiazem",
+    "tildiem": "diltiazem",
+    "isoptin": "verapamil",
+    "calan": "verapamil",
+    "cardene": "nicardipine",
+    "diflucan": "fluconazole",
+    "canesten": "clotrimazole",
+    "lotrimin": "clotrimazole",
+    "mycelex": "clotrimazole",
+    "ciclosporin": "cyclosporine",
+    "cyclosporin": "cyclosporine",
+    "ciclosporine": "cyclosporine",
+    "neoral": "cyclosporine",
+    "sandimmun": "cyclosporine",
+    "sandimmune": "cyclosporine",
+    "danol": "danazol",
+    "parlodel": "bromocriptine",
+    "tagamet": "cimetidine",
+    "reglan": "metoclopramide",
+    "maxolon": "metoclopramide",
+    "propulsid": "cisapride",
+    "norvir": "ritonavir",
+    "paxlovid": "ritonavir",
+    "kaletra": "lopinavir",
+    "victrelis": "boceprevir",
+    "incivek": "telaprevir",
+    "incivo": "telaprevir",
+    "grapefruit_juice": "grapefruit",
+    "epidiolex": "cannabidiol",
+    "epidyolex": "cannabidiol",
+    "cbd": "cannabidiol",
+}
+
+# Expected effect on the sirolimus level of starting each kind (stopping: the reverse).
+INTERACTION_EFFECT_ON_START: dict[str, str] = {
+    "inhibitor": "rise",
+    "warning": "rise",
+    "inducer": "fall",
+}
+
+
+def normalise_drug_name(name: str) -> str:
+    """Lower case ASCII words joined by '_' ('St John’s Wort' -> 'st_john_s_wort')."""
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii").lower()
+    folded = folded.replace("'", "").replace("`", "")
+    return re.sub(r"[^a-z0-9]+", "_", folded).strip("_")
+
+
+_KNOWN_NAMES: dict[str, str] = {**{k: k for k in INTERACTING_DRUGS}, **DRUG_ALIASES}
+# longest first, so 'grapefruit_juice' wins over 'grapefruit'
+_BY_LENGTH = sorted(_KNOWN_NAMES, key=len, reverse=True)
+
+
+def match_interacting_drug(name: str | None) -> tuple[str, str] | None:
+    """(catalog name, 'inhibitor' | 'inducer' | 'warning') for a drug as typed.
+
+    Matches the catalog name, an international name or a brand (rifampicin =
+    rifampin, ciclosporin = cyclosporine, Diflucan = fluconazole), also inside a
+    longer entry ('Fluconazole 150 mg', 'nirmatrelvir/ritonavir'). None means the
+    name is not in the catalog, which is not the same as "no interaction".
+    """
+    if not name:
+        return None
+    key = normalise_drug_name(name)
+    if not key:
+        return None
+    # apostrophes dropped ('st johns') or split ('st john s'): try both spellings
+    padded = {f"_{key}_", f"_{key.replace('_s_', 's_')}_"}
+    for known in _BY_LENGTH:
+        if any(f"_{known}_" in p for p in padded):
+            canonical = _KNOWN_NAMES[known]
+            return canonical, INTERACTING_DRUGS[canonical]
+    return None
+
 
 TROUGH_ASSAY_METHODS = ("lc_ms_ms", "immunoassay", "hplc_uv", "other", "unknown")
 SPIROMETRY_SETTINGS = ("home", "clinic")

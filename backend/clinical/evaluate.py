@@ -303,6 +303,7 @@ def evaluate_prepared(
         as_of,
         thresholds,
         assume_on_treatment=facts.treatment_status == "on_sirolimus",
+        monitoring_since=facts.monitoring_since,
     )
     due = rules.trough_schedule_alert(current_item(schedule))
     if due is not None:
@@ -310,7 +311,9 @@ def evaluate_prepared(
     if troughs:
         latest = max(troughs, key=lambda x: (x.drawn_at, x.id))
         flags = trough_flags(latest, doses, regimens, thresholds)
-        oor = rules.trough_out_of_range(latest, flags, doses, regimens, facts, thresholds)
+        oor = rules.trough_out_of_range(
+            latest, flags, doses, regimens, facts, thresholds, fev1_verdict=trend_result.verdict
+        )
         if oor is not None:
             candidates.append(oor)
 

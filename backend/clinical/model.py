@@ -24,6 +24,7 @@ RULE_IDS = (
     "trough_draw_due",
     "trough_draw_missed",
     "trough_out_of_range",
+    "interacting_drug_change",
     "urgent_side_effect",
     "lam_event",
     "readings_overdue",
@@ -46,6 +47,9 @@ class PatientFacts:
     trough_target_low: float | None = None
     trough_target_high: float | None = None
     expected_sessions_per_week: int = 7
+    # Local date monitoring began (profile created): anchors the first draw of a
+    # patient on sirolimus by profile with no logged start and no trough.
+    monitoring_since: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +194,7 @@ class TroughScheduleItem:
     missed_after: date  # 'missed' from the day after this date
     status: str  # 'upcoming' | 'due' | 'overdue' | 'missed' | 'done'
     done_by: str | None = None  # trough result id
+    late: bool = False  # done by a draw after the window closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +203,8 @@ class TroughFlags:
     days_since_regimen_change: float | None
     not_true_trough: bool
     before_steady_state: bool
+    # No last-dose time recorded or logged: whether it is a true trough is unknown.
+    last_dose_unknown: bool = False
 
 
 @dataclass(frozen=True, slots=True)

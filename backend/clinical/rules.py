@@ -485,70 +485,220 @@ def trough_out_of_range(
     regimens: Iterable[RegimenEvent],
     facts: PatientFacts,
     thresholds: Thresholds,
+    *,
+    fev1_verdict: str | None = None,
 ) -> AlertCandidate | None:
-    """A trough outside the patient's target (default 5-15 ng/mL, MILES), told apart:
+    """A trough outside the patient's target (default 5-15 ng/mL, MILES), told apart
+    (the first that applies gives `kind`):
 
-    - before steady state (< 7 days after a change, Rapamune label): no alert on it
-      alone (the flag is shown with the result);
+    - far above target (>= `trough_far_above_factor` x the upper bound): alert
+      whatever the timing;
     - not a true trough (20-28 h after the last dose): repeat at trough;
+    - before steady state (< 7 days after a change, Rapamune label): a LOW value
+      raises nothing on its own (the flag is shown with the result); a HIGH one
+      can only rise further, so it alerts;
     - low with missed doses in the prior 7 days: an adherence question;
-    - otherwise a dose question; the proportional adjustment new = current x
-      target / measured is shown as information, never as a prescription.
+    - low while FEV1 is stable or improving on treatment: low levels can work
+      (Ando 2013), so nothing is said about the dose;
+    - otherwise a dose question. The proportional adjustment new = current x
+      target / measured, aimed at the lower part of the target (lowest effective
+      dose) and capped at `dose_hint_max_mg_per_day`, is shown as information,
+      never as a prescription, and never sooner than `dose_hint_min_days` after a
+      change or when the time of the last dose is unknown.
+
+    Every sentence of the explanation is made from the same facts as `numbers`.
     """
     low = facts.trough_target_low if facts.trough_target_low is not None else thresholds.trough_target_low
     high = facts.trough_target_high if facts.trough_target_high is not None else thresholds.trough_target_high
     v = trough.value_ng_ml
-    if low <= v <= high or flags.before_steady_state:
+    if low <= v <= high:
         return None
     direction = "low" if v < low else "high"
+    far_limit = high * thresholds.trough_far_above_factor
+    far_above = v >= far_limit
+    if direction == "low" and flags.before_steady_state:
+        return None
     since = trough.drawn_at - timedelta(days=thresholds.adherence_lookback_days)
     missed = sum(1 for d in doses if d.status == "missed" and since <= d.taken_at <= trough.drawn_at)
     dose = current_daily_dose(regimens, trough.drawn_at)
+    fev1_stable = facts.treatment_status == "on_sirolimus" and fev1_verdict in ("stable", "improving")
     numbers: dict[str, NumberLike] = {
         "value_ng_ml": v,
         "target_low_ng_ml": low,
         "target_high_ng_ml": high,
         "direction": direction,
+        "far_above_limit_ng_ml": round(far_limit, 2),
         "hours_since_last_dose": flags.hours_since_last_dose,
+        "last_dose_unknown": flags.last_dose_unknown,
         "days_since_regimen_change": flags.days_since_regimen_change,
+        "before_steady_state": flags.before_steady_state,
         "missed_doses_prior_7_days": missed,
+        "adherence_lookback_days": thresholds.adherence_lookback_days,
         "current_daily_dose_mg": dose,
+        "fev1_verdict": fev1_verdict,
         "drawn_at": trough.drawn_at.isoformat(),
     }
-    head = f"Sirolimus level {v:g} ng/mL is {direction} (target {low:g}-{high:g} ng/mL)"
-    if flags.not_true_trough:
+    if far_above:
+        kind = "far_above_target"
+    elif flags.not_true_trough:
         kind = "not_true_trough"
-        text = (
-            f"{head}, but it was drawn {flags.hours_since_last_dose:g} h after the last dose "
-            f"(a true trough is {thresholds.true_trough_min_hours:g}-"
-            f"{thresholds.true_trough_max_hours:g} h): not a true trough. Consider repeating "
-            f"the draw just before a dose before changing anything."
-        )
+    elif flags.before_steady_state:
+        kind = "high_before_steady_state"
     elif direction == "low" and missed > 0:
         kind = "adherence"
-        text = (
-            f"{head}, with {missed} missed dose(s) logged in the "
-            f"{thresholds.adherence_lookback_days} days before the draw: an adherence "
-            f"question, not a dose question."
-        )
+    elif direction == "low" and fev1_stable:
+        kind = "low_fev1_stable"
     else:
         kind = "dose_question"
-        text = f"{head} at steady state with no missed doses logged: a dose question."
-        if dose is not None and v > 0:
-            target = (low + high) / 2.0
-            proposed = dose * target / v
-            numbers["target_mid_ng_ml"] = target
-            numbers["proportional_dose_mg"] = round(proposed, 2)
-            text += (
-                f" For information only, not a prescription: proportional adjustment to "
-                f"the middle of the range would be {dose:g} mg x {target:g} / {v:g} = "
-                f"{proposed:.2f} mg/day (Rapamune label); the prescriber decides."
-            )
     numbers["kind"] = kind
+
+    parts = [f"Sirolimus level {v:g} ng/mL is {direction} (target {low:g}-{high:g} ng/mL)."]
+    if far_above:
+        parts.append(
+            f"It is at least {thresholds.trough_far_above_factor:g} x the upper target "
+            f"({far_limit:g} ng/mL): far above target, whatever the timing of the draw."
+        )
+    parts.append(_trough_timing_sentence(flags, thresholds))
+    parts.append(_trough_change_sentence(flags, thresholds))
+    if missed:
+        parts.append(
+            f"{missed} missed dose(s) logged in the {thresholds.adherence_lookback_days} days "
+            "before the draw."
+        )
+    else:
+        parts.append(
+            f"No missed doses logged in the {thresholds.adherence_lookback_days} days before the draw."
+        )
+    if kind == "far_above_target":
+        parts.append("Review the dose and any interacting drug now; repeat the level.")
+    elif kind == "not_true_trough":
+        parts.append("Consider repeating the draw just before a dose before changing anything.")
+    elif kind == "high_before_steady_state":
+        parts.append(
+            "Before steady state a level above target can only rise further (as after a dose "
+            "increase or an inhibitor start): review it now."
+        )
+    elif kind == "adherence":
+        parts.append("With missed doses logged this is an adherence question, not a dose question.")
+    elif kind == "low_fev1_stable":
+        parts.append(
+            f"FEV1 is {fev1_verdict} on treatment; low levels can be effective (Ando 2013), so the "
+            "level alone is no reason to change the dose."
+        )
+    else:
+        parts.append("A dose question.")
+        hint = _dose_hint(dose, v, low, high, flags, thresholds)
+        if hint is not None:
+            target, raw, shown = hint
+            numbers["hint_target_ng_ml"] = round(target, 2)
+            numbers["proportional_dose_mg"] = round(shown, 2)
+            numbers["proportional_dose_capped"] = shown < raw
+            assert dose is not None
+            text = (
+                f"For information only, not a prescription: proportional adjustment toward the "
+                f"lower part of the target ({target:g} ng/mL, lowest effective dose) would be "
+                f"{dose:g} mg x {target:g} / {v:g} = {raw:.2f} mg/day (Rapamune label)"
+            )
+            if shown < raw:
+                cap = thresholds.dose_hint_max_mg_per_day
+                text += f", above the {cap:g} mg/day maximum: shown as {shown:g} mg/day"
+            parts.append(text + "; the prescriber decides.")
     return AlertCandidate(
         rule="trough_out_of_range",
-        severity="review",
+        severity="digest" if kind == "low_fev1_stable" else "review",
         episode_key=f"trough_out_of_range:{trough.id}",
+        numbers=numbers,
+        explanation=" ".join(parts),
+        patient_message=None,
+    )
+
+
+def _trough_timing_sentence(flags: TroughFlags, thresholds: Thresholds) -> str:
+    span = f"{thresholds.true_trough_min_hours:g}-{thresholds.true_trough_max_hours:g} h"
+    if flags.last_dose_unknown or flags.hours_since_last_dose is None:
+        return (
+            f"Time of the last dose unknown: whether this is a true trough ({span} after a dose) is unknown."
+        )
+    if flags.not_true_trough:
+        return (
+            f"Drawn {flags.hours_since_last_dose:g} h after the last dose (a true trough is {span}): "
+            "not a true trough."
+        )
+    return f"Drawn {flags.hours_since_last_dose:g} h after the last dose: a true trough."
+
+
+def _trough_change_sentence(flags: TroughFlags, thresholds: Thresholds) -> str:
+    days = flags.days_since_regimen_change
+    if days is None:
+        return "No regimen change logged before the draw."
+    if flags.before_steady_state:
+        return (
+            f"Drawn {days:g} days after the last regimen change (< {thresholds.steady_state_days} days): "
+            "before steady state."
+        )
+    return f"Drawn {days:g} days after the last regimen change: at steady state."
+
+
+def _dose_hint(
+    dose: float | None, v: float, low: float, high: float, flags: TroughFlags, thresholds: Thresholds
+) -> tuple[float, float, float] | None:
+    """(target, proportional dose, dose shown after the cap), or None when no hint
+    may be shown: no current dose, an unknown last-dose time, or too soon after a change."""
+    if dose is None or v <= 0 or flags.last_dose_unknown or flags.not_true_trough:
+        return None
+    days = flags.days_since_regimen_change
+    if days is not None and days < thresholds.dose_hint_min_days:
+        return None
+    target = low + thresholds.dose_hint_target_fraction * (high - low)
+    raw = dose * target / v
+    return target, raw, min(raw, thresholds.dose_hint_max_mg_per_day)
+
+
+def interacting_drug_alert(event: RegimenEvent, thresholds: Thresholds) -> AlertCandidate | None:
+    """Start or stop of a CYP3A4 / P-gp interacting drug (Rapamune label 7.2): a
+    review alert naming the drug, whether it is an inhibitor or an inducer and
+    the expected direction of the level, with the trough draw that is due. A
+    name not in the catalog is said to be so, for a clinician to review."""
+    if event.kind not in ("interacting_drug_start", "interacting_drug_stop"):
+        return None
+    started = event.kind == "interacting_drug_start"
+    match = catalog.match_interacting_drug(event.drug_name)
+    name = event.drug_name or "unnamed drug"
+    numbers: dict[str, NumberLike] = {
+        "drug_name": event.drug_name,
+        "catalog_name": match[0] if match else None,
+        "interaction": match[1] if match else "unknown",
+        "change": "start" if started else "stop",
+        "effective_at": event.effective_at.isoformat(),
+        "trough_due_day": thresholds.interacting_drug_due_day,
+    }
+    verb = "Started" if started else "Stopped"
+    if match is None:
+        numbers["expected_level"] = "unknown"
+        text = (
+            f"{verb} {name}: not in the interaction catalog (Rapamune label 7.2). A clinician "
+            f"should check whether it inhibits or induces CYP3A4 / P-gp."
+        )
+    else:
+        canonical, kind = match
+        rise = catalog.INTERACTION_EFFECT_ON_START[kind] == "rise"
+        expected = "rise" if rise == started else "fall"
+        numbers["expected_level"] = expected
+        what = {"inhibitor": "a CYP3A4 / P-gp inhibitor", "inducer": "a CYP3A4 / P-gp inducer"}.get(
+            kind, "a drug that raises sirolimus levels (label warning)"
+        )
+        text = (
+            f"{verb} {name} ({canonical}), {what}: the sirolimus level is expected to {expected} "
+            f"(Rapamune label 7.2)."
+        )
+    text += (
+        f" A trough is due about day {thresholds.interacting_drug_due_day} after the change; "
+        "review the dose and whether to check the level sooner."
+    )
+    return AlertCandidate(
+        rule="interacting_drug_change",
+        severity="review",
+        episode_key=f"interacting_drug_change:{event.id}",
         numbers=numbers,
         explanation=text,
         patient_message=None,

@@ -78,6 +78,10 @@ class Thresholds:
     maintenance_window_before_days: int = 14
     draw_grace_days: int = 7
     maintenance_grace_days: int = 14
+    trough_far_above_factor: float = 1.5
+    dose_hint_max_mg_per_day: float = 4.0
+    dose_hint_target_fraction: float = 0.25
+    dose_hint_min_days: int = 10
 
     # --- side effects and LAM events (CTCAE v5, PRO-CTCAE) ----------------------
     urgent_grade: int = 3
@@ -149,6 +153,12 @@ class Thresholds:
         for low, high in pairs:
             if getattr(self, low) > getattr(self, high):
                 raise ValueError(f"{low} must not exceed {high}")
+        if self.trough_far_above_factor < 1.0:
+            raise ValueError("trough_far_above_factor must be at least 1")
+        if self.dose_hint_max_mg_per_day <= 0:
+            raise ValueError("dose_hint_max_mg_per_day must be positive")
+        if not 0.0 <= self.dose_hint_target_fraction <= 1.0:
+            raise ValueError("dose_hint_target_fraction must be between 0 and 1")
         if self.trend_min_readings < 3:
             raise ValueError("trend_min_readings must be at least 3")
         if self.acute_persistence_days < 1 or self.acute_baseline_days < 1:
@@ -191,6 +201,12 @@ _LABEL = "Rapamune prescribing information, section 2 (therapeutic drug monitori
 _BJORTUFT = "Bjortuft et al., ERJ 1993 (home spirometry after lung transplantation)"
 _ATS_ERS = "Graham et al., ATS/ERS spirometry standard 2019 (session grades)"
 _CTCAE = "NCI CTCAE v5.0 and PRO-CTCAE (severe ~ grade 3, very severe ~ grade 4)"
+_LABEL_DDI = "Rapamune prescribing information, section 7.2 (CYP3A4 / P-gp inhibitors and inducers)"
+_LAM_LABEL = (
+    "Japanese sirolimus tablet label for LAM (Rapalimus, Nobelpharma): 2 mg once daily, "
+    "adjusted by trough, not above 4 mg/day"
+)
+_ANDO = "Ando et al. 2013 (low-dose sirolimus in LAM: troughs 0.8-4.3 ng/mL, FEV1 stable)"
 _PRODUCT = "product default"
 
 THRESHOLD_SOURCES: dict[str, str] = {
@@ -261,7 +277,11 @@ THRESHOLD_SOURCES: dict[str, str] = {
     "trough_target_high": "MILES, NEJM 2011: target 5-15 ng/mL (per-patient override)",
     "true_trough_min_hours": f"{_LABEL}: trough drawn ~24 h after a once-daily dose",
     "true_trough_max_hours": f"{_LABEL}: trough drawn ~24 h after a once-daily dose",
-    "steady_state_days": f"{_LABEL}: re-check no sooner than 7-14 days after a dose change",
+    "steady_state_days": (
+        f"{_LABEL}: re-check no sooner than 7-14 days after a dose change (half-life "
+        "62 h, steady state after ~13 days). A LOW level drawn sooner is shown and flagged "
+        "but raises nothing on its own; a HIGH one can only rise further, so it alerts"
+    ),
     "adherence_lookback_days": f"{_PRODUCT}: missed doses this close make a low level an adherence question",
     "start_due_day": f"{_LABEL}: first trough 10-20 days after starting",
     "start_window_start_day": f"{_LABEL}: first trough 10-20 days after starting",
@@ -269,13 +289,28 @@ THRESHOLD_SOURCES: dict[str, str] = {
     "dose_change_due_day": f"{_LABEL}: after a dose change wait >= 7-14 days",
     "dose_change_window_start_day": f"{_LABEL}: after a dose change wait >= 7-14 days",
     "dose_change_window_end_day": f"{_PRODUCT} (unconfirmed): window closes day 21",
-    "interacting_drug_due_day": f"{_LABEL} section 7: CYP3A4/P-gp interactions",
+    "interacting_drug_due_day": f"{_LABEL_DDI}: monitor the trough when starting or stopping one",
     "interacting_drug_window_start_day": f"{_PRODUCT} (unconfirmed): as for a dose change",
     "interacting_drug_window_end_day": f"{_PRODUCT} (unconfirmed): as for a dose change",
     "maintenance_interval_days": f"{_LABEL}: once stable, at least every 3 months",
     "maintenance_window_before_days": f"{_PRODUCT}: maintenance draw window opens 14 days early",
     "draw_grace_days": f"{_PRODUCT}: days after the window closes before 'missed draw'",
     "maintenance_grace_days": f"{_PRODUCT}: days after a maintenance due date before 'missed'",
+    "trough_far_above_factor": (
+        f"{_PRODUCT}: a level at or above this multiple of the upper target alerts as 'far "
+        f"above target' whatever the timing; strong CYP3A4 inhibitors raise exposure up to "
+        f"~11x ({_LABEL_DDI})"
+    ),
+    "dose_hint_max_mg_per_day": (f"{_LAM_LABEL}: the proportional hint is never shown above this daily dose"),
+    "dose_hint_target_fraction": (
+        f"{_LABEL}: proportional adjustment new = current x target / measured; the "
+        f"product aims at this fraction of the way up the patient's target range "
+        f"(0 = its lower bound), the lowest effective dose ({_ANDO}; {_LAM_LABEL})"
+    ),
+    "dose_hint_min_days": (
+        f"{_LABEL}: no dose hint sooner than this many days after a start, dose change or "
+        "interacting-drug change (steady state after ~13 days; re-check after 7-14 days)"
+    ),
     "urgent_grade": f"{_CTCAE}: grade >= 3 is severe",
     "respiratory_urgent_grade": f"{_CTCAE}: pneumonitis or dyspnea grade >= 2 is same-day",
     "fever_c": f"{_PRODUCT} (domain.md §5): fever >= 38.0 °C is same-day",

@@ -6,8 +6,14 @@ Schedule (Rapamune label section 2; domain.md §2; every number in `Thresholds`)
 - start or stop of an interacting drug (CYP3A4 / P-gp, label section 7) -> due
   day 14, window days 7-21 (window unconfirmed: as for a dose change);
 - maintenance -> due 90 days after the last result, window opens 14 days early;
+- a patient on sirolimus by her profile with no logged start and no trough ->
+  a first (maintenance) draw from the day monitoring began, window 14 days;
 - 'missed' after a grace period: 7 days after the window closes, 14 days after a
-  maintenance due date.
+  maintenance due date. A draw after the window still satisfies the item (marked
+  late) and the next maintenance draw is counted from it.
+- a draw while on an interacting drug is kept when the drug is stopped before it:
+  the on-drug item stays in the list, done by any draw while on the drug, else
+  'missed'; the stop opens its own item.
 
 Days are calendar days in the patient's IANA time zone (zoneinfo): the anchor is
 the local date of the regimen event, so a daylight-saving change never moves a
@@ -21,6 +27,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from backend.clinical.catalog import match_interacting_drug, normalise_drug_name
 from backend.clinical.model import (
     DoseLog,
     RegimenEvent,
@@ -73,7 +80,9 @@ def trough_flags(
 
     - not a true trough: hours since the last dose outside 20-28 h (label: drawn
       just before the next once-daily dose). The last dose is `last_dose_at` when
-      recorded, else the last 'taken' dose log before the draw. Unknown -> False.
+      recorded, else the last 'taken' dose log before the draw.
+    - last dose unknown: neither is there, so whether it is a true trough is not
+      known (`not_true_trough` stays False: nothing shows it is not one).
     - before steady state: drawn < `steady_state_days` (7) days after the last
       start, resume, dose change or interacting-drug change.
     """
@@ -94,6 +103,7 @@ def trough_flags(
         days_since_regimen_change=None if days is None else round(days, 2),
         not_true_trough=not_true,
         before_steady_state=before_ss,
+        last_dose_unknown=hours is None,
     )
 
 
@@ -153,14 +163,22 @@ def trough_schedule(
     thresholds: Thresholds,
     *,
     assume_on_treatment: bool = False,
+    monitoring_since: date | None = None,
 ) -> tuple[TroughScheduleItem, ...]:
     """Draws needed after each regimen change, then the current maintenance draw.
 
-    An item is 'done' by the first trough drawn (local date) between its window
-    start and its missed-after date, after the event and before the next one. An
-    item replaced by a later change before it was done is dropped (superseded);
-    one already missed before the change stays in the list as 'missed'. Only the
-    last item of the list is current. Data after `as_of` are ignored.
+    An item is 'done' by the first trough drawn (local date) on or after its
+    window start, after the event and before the next one; a draw after the
+    window closed still does it, marked `late`. An item replaced by a later
+    change before it was done is dropped (superseded); one already missed before
+    the change stays in the list as 'missed', and so does an interacting-drug
+    item whose drug was stopped before any draw (done by any draw while on the
+    drug). Only the last item of the list is current. Data after `as_of` are
+    ignored.
+
+    `assume_on_treatment` (the profile says on sirolimus) counts her as treated
+    until a logged start, resume, stop or interruption says otherwise; with no
+    start logged and no trough, a first draw is due from `monitoring_since`.
     """
     zone = ZoneInfo(timezone)
     today = as_of.astimezone(zone).date()
@@ -169,7 +187,7 @@ def trough_schedule(
     draw_days = [(x.drawn_at, x.drawn_at.astimezone(zone).date(), x) for x in draws]
 
     items: list[TroughScheduleItem] = []
-    state = False
+    state = assume_on_treatment and not any(ev.kind in ON_KINDS for ev in events)
     anchors: list[tuple[RegimenEvent, str]] = []
     boundaries: list[datetime] = []  # any event that ends the previous item
     for ev in events:
@@ -182,7 +200,7 @@ def trough_schedule(
         if ev.kind in ANCHOR_REASONS and state:
             anchors.append((ev, ANCHOR_REASONS[ev.kind]))
             boundaries.append(ev.effective_at)
-    treated_now = state or (assume_on_treatment and not events)
+    treated_now = state
 
     last_item_done_at: datetime | None = None
     pending = False
@@ -194,21 +212,25 @@ def trough_schedule(
         due = anchor + timedelta(days=w.due)
         missed_after = we + timedelta(days=w.grace)
         nxt = next((b for b in boundaries if b > ev.effective_at), None)
+        stopped_drug = ev.kind == "interacting_drug_start" and _stops_drug(events, ev, nxt)
         done = next(
             (
-                x
+                (x, d)
                 for at, d, x in draw_days
-                if at > ev.effective_at and (nxt is None or at < nxt) and ws <= d <= missed_after
+                if at > ev.effective_at and (nxt is None or at < nxt) and (ws <= d or stopped_drug)
             ),
             None,
         )
         if done is not None:
-            items.append(TroughScheduleItem(reason, anchor, due, ws, we, missed_after, "done", done.id))
-            last_item_done_at = done.drawn_at
+            x, d = done
+            items.append(
+                TroughScheduleItem(reason, anchor, due, ws, we, missed_after, "done", x.id, late=d > we)
+            )
+            last_item_done_at = x.drawn_at
             pending = False
             continue
         if nxt is not None:
-            if nxt.astimezone(zone).date() > missed_after:
+            if stopped_drug or nxt.astimezone(zone).date() > missed_after:
                 items.append(TroughScheduleItem(reason, anchor, due, ws, we, missed_after, "missed"))
             pending = False
             continue
@@ -237,7 +259,40 @@ def trough_schedule(
                     status_on(today, ws, due, missed_after),
                 )
             )
+        elif not anchors and not later and monitoring_since is not None:
+            # On sirolimus by profile, nothing logged: no level is known yet.
+            base = monitoring_since
+            due = base + timedelta(days=thresholds.maintenance_window_before_days)
+            missed_after = due + timedelta(days=thresholds.maintenance_grace_days)
+            items.append(
+                TroughScheduleItem(
+                    "maintenance",
+                    base,
+                    due,
+                    base,
+                    due,
+                    missed_after,
+                    status_on(today, base, due, missed_after),
+                )
+            )
     return tuple(items)
+
+
+def _stops_drug(events: Sequence[RegimenEvent], start: RegimenEvent, nxt: datetime | None) -> bool:
+    """Whether the event ending `start`'s item is the stop of the same drug (by
+    catalog name when known: 'Biaxin' and 'clarithromycin' are one drug)."""
+    if nxt is None:
+        return False
+    name = _drug_key(start.drug_name)
+    return any(
+        e.effective_at == nxt and e.kind == "interacting_drug_stop" and _drug_key(e.drug_name) == name
+        for e in events
+    )
+
+
+def _drug_key(name: str | None) -> str:
+    match = match_interacting_drug(name)
+    return match[0] if match else normalise_drug_name(name or "")
 
 
 def current_item(schedule: Sequence[TroughScheduleItem]) -> TroughScheduleItem | None:

@@ -37,6 +37,7 @@ def patient_facts(patient: Patient) -> cm.PatientFacts:
         trough_target_low=patient.trough_target_low,
         trough_target_high=patient.trough_target_high,
         expected_sessions_per_week=patient.expected_sessions_per_week,
+        monitoring_since=patient.created_at.astimezone(ZoneInfo(patient.timezone)).date(),
     )
 
 

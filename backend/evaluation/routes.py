@@ -79,6 +79,10 @@ class TroughScheduleItemSchema(StrictSchema):
         required=True, metadata={"description": "upcoming | due | overdue | missed | done"}
     )
     done_by = fields.String(allow_none=True)
+    late = fields.Boolean(
+        required=True,
+        metadata={"description": "done by a draw after the window closed (it still counts)"},
+    )
 
 
 class TroughScheduleSchema(StrictSchema):

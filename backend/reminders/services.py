@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.auth.models import User
-from backend.clinical.troughs import current_item, on_treatment, trough_schedule
+from backend.clinical.troughs import ON_KINDS, current_item, on_treatment, trough_schedule
 from backend.config import Settings
 from backend.evaluation.loading import load_regimens, load_troughs
 from backend.notify.outbox import queue_email, reminder_message_id, render, team_email_options
@@ -65,9 +65,12 @@ def patient_reminders(session: Session, patient: Patient, *, now: datetime) -> l
         now,
         thresholds,
         assume_on_treatment=patient.treatment_status == "on_sirolimus",
+        monitoring_since=patient.created_at.astimezone(zone).date(),
     )
     item = current_item(schedule)
-    treated = on_treatment(regimens, now) or (not regimens and patient.treatment_status == "on_sirolimus")
+    treated = on_treatment(regimens, now) or (
+        patient.treatment_status == "on_sirolimus" and not any(r.kind in ON_KINDS for r in regimens)
+    )
     if item is not None and treated:
         show = item.status != "upcoming" or (item.window_start - today).days <= UPCOMING_DAYS
         if show:

@@ -10,7 +10,7 @@ from backend.streams.records import StreamSpec
 from backend.streams.side_effects.services import SPEC as SIDE_EFFECTS
 from backend.streams.spirometry.services import SPEC as SPIROMETRY
 from backend.streams.troughs.services import SPEC as TROUGHS
-from backend.streams.troughs.services import after_doses, after_regimens
+from backend.streams.troughs.services import after_doses, after_regimens, after_regimens_inserted
 
 # A logged dose or a regimen change alters what a stored trough means (true
 # trough, pre-steady-state): the trough stream re-flags what they touch. Troughs
@@ -18,7 +18,7 @@ from backend.streams.troughs.services import after_doses, after_regimens
 STREAMS: list[StreamSpec] = [
     SPIROMETRY,
     replace(DOSES, after_insert=after_doses, after_delete=after_doses),
-    replace(REGIMENS, after_insert=after_regimens, after_delete=after_regimens),
+    replace(REGIMENS, after_insert=after_regimens_inserted, after_delete=after_regimens),
     SIDE_EFFECTS,
     TROUGHS,
     LAM_EVENTS,

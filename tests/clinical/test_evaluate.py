@@ -152,6 +152,22 @@ def test_trough_rules_wired_in() -> None:
     assert c.rule == "trough_out_of_range" and c.numbers["kind"] == "dose_question"
 
 
+def test_low_trough_with_stable_fev1_on_treatment_is_not_a_dose_question() -> None:
+    start = RegimenEvent("g", START - timedelta(days=30), "start", 2.0, "sirolimus")
+    readings = _declining(slope_ml=0.0, sd=0.03, seed=3)
+    as_of = START + timedelta(days=399, hours=2)
+    drawn = as_of - timedelta(hours=1)
+    low = TroughResult("t1", drawn, 3.0, drawn - timedelta(hours=24))
+    on = facts(treatment_status="on_sirolimus")
+    ev = evaluate_patient(
+        PatientHistory(on, readings, regimens=[start], troughs=[low]), as_of=as_of, thresholds=T
+    )
+    assert ev.trend.verdict == "stable"
+    (c,) = [c for c in ev.candidates if c.rule == "trough_out_of_range"]
+    assert c.numbers["kind"] == "low_fev1_stable" and c.numbers["fev1_verdict"] == "stable"
+    assert "proportional_dose_mg" not in c.numbers
+
+
 def test_event_alerts_and_overdue_and_missed_doses_in_nightly_pass() -> None:
     f = facts(treatment_status="on_sirolimus")
     start = RegimenEvent("g", local(2025, 1, 1, 8), "start", 2.0, "sirolimus")

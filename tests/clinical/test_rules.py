@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from backend.clinical import rules
+from backend.clinical import catalog, rules
 from backend.clinical.model import (
     DoseLog,
     LamEvent,
@@ -262,12 +262,204 @@ def test_dose_question_shows_proportional_arithmetic_not_a_prescription() -> Non
     low = TroughResult("t", DRAWN, 4.0, None)
     c = rules.trough_out_of_range(low, _flags(), [], [START], facts(), T)
     assert c is not None and c.numbers["kind"] == "dose_question"
-    assert c.numbers["proportional_dose_mg"] == 5.0  # 2 mg x 10 / 4
+    assert c.numbers["proportional_dose_mg"] == 3.75  # 2 mg x 7.5 / 4 (lower part of 5-15)
     assert "not a prescription" in c.explanation
     assert c.episode_key == "trough_out_of_range:t"
     # the patient's own target range takes precedence
     own = facts(trough_target_low=3.0, trough_target_high=8.0)
     assert rules.trough_out_of_range(low, _flags(), [], [START], own, T) is None
+
+
+def test_high_trough_before_steady_state_alerts_low_does_not() -> None:
+    # 18 ng/mL five days after a dose increase: it can only rise further
+    high = TroughResult("t", DRAWN, 18.0, DRAWN - timedelta(hours=24))
+    pre = _flags(days_since_regimen_change=5.0, before_steady_state=True)
+    c = rules.trough_out_of_range(high, pre, [], [START], facts(), T)
+    assert c is not None and c.severity == "review"
+    assert c.numbers["kind"] == "high_before_steady_state"
+    assert "can only rise further" in c.explanation
+    assert "before steady state" in c.explanation
+    assert "proportional_dose_mg" not in c.numbers
+    # a low pre-steady-state value is still no reason to act on its own
+    low = TroughResult("t", DRAWN, 3.0, DRAWN - timedelta(hours=24))
+    assert rules.trough_out_of_range(low, pre, [], [START], facts(), T) is None
+
+
+def test_far_above_target_alerts_whatever_the_timing_and_factor_is_configurable() -> None:
+    very = TroughResult("t", DRAWN, 40.0, None)
+    odd = _flags(hours_since_last_dose=6.0, not_true_trough=True, before_steady_state=True)
+    c = rules.trough_out_of_range(very, odd, [], [START], facts(), T)
+    assert c is not None and c.numbers["kind"] == "far_above_target"
+    assert c.numbers["far_above_limit_ng_ml"] == 22.5  # 1.5 x 15
+    assert "far above target" in c.explanation
+    # 20 ng/mL 6 h after a dose is only "not a true trough" at the default factor ...
+    mild = TroughResult("t", DRAWN, 20.0, None)
+    c2 = rules.trough_out_of_range(mild, odd, [], [START], facts(), T)
+    assert c2 is not None and c2.numbers["kind"] == "not_true_trough"
+    # ... and far above target when a team lowers the factor
+    c3 = rules.trough_out_of_range(
+        mild, odd, [], [START], facts(), T.merged({"trough_far_above_factor": 1.2})
+    )
+    assert c3 is not None and c3.numbers["kind"] == "far_above_target"
+    with pytest.raises(ValueError, match="trough_far_above_factor"):
+        T.merged({"trough_far_above_factor": 0.5})
+
+
+def test_dose_hint_is_capped_at_the_lam_label_maximum() -> None:
+    low = TroughResult("t", DRAWN, 3.0, DRAWN - timedelta(hours=24))
+    c = rules.trough_out_of_range(low, _flags(), [], [START], facts(), T)
+    assert c is not None and c.numbers["kind"] == "dose_question"
+    # 2 mg x 7.5 / 3 = 5.00 mg/day, above the 4 mg/day maximum
+    assert c.numbers["proportional_dose_mg"] == 4.0
+    assert c.numbers["proportional_dose_capped"] is True
+    assert c.numbers["hint_target_ng_ml"] == 7.5
+    assert "6.67" not in c.explanation and "shown as 4 mg/day" in c.explanation
+    lower_cap = T.merged({"dose_hint_max_mg_per_day": 3.0})
+    c2 = rules.trough_out_of_range(low, _flags(), [], [START], facts(), lower_cap)
+    assert c2 is not None and c2.numbers["proportional_dose_mg"] == 3.0
+    # aims at the lower part of the patient's own target
+    own = facts(trough_target_low=4.0, trough_target_high=8.0)
+    c3 = rules.trough_out_of_range(low, _flags(), [], [START], own, T)
+    assert c3 is not None and c3.numbers["hint_target_ng_ml"] == 5.0
+    assert c3.numbers["proportional_dose_mg"] == round(2.0 * 5.0 / 3.0, 2)
+
+
+def test_no_dose_hint_before_day_10_or_with_unknown_last_dose() -> None:
+    low = TroughResult("t", DRAWN, 3.5, None)
+    day9 = _flags(days_since_regimen_change=9.0)
+    c = rules.trough_out_of_range(low, day9, [], [START], facts(), T)
+    assert c is not None and c.numbers["kind"] == "dose_question"
+    assert "proportional_dose_mg" not in c.numbers and "mg/day" not in c.explanation
+    c10 = rules.trough_out_of_range(low, _flags(days_since_regimen_change=10.0), [], [START], facts(), T)
+    assert c10 is not None and "proportional_dose_mg" in c10.numbers
+    unknown = _flags(hours_since_last_dose=None, last_dose_unknown=True)
+    cu = rules.trough_out_of_range(low, unknown, [], [START], facts(), T)
+    assert cu is not None and "proportional_dose_mg" not in cu.numbers
+    assert cu.numbers["last_dose_unknown"] is True
+
+
+def test_low_trough_with_stable_fev1_on_treatment_says_nothing_about_dose() -> None:
+    low = TroughResult("t", DRAWN, 3.0, None)
+    on = facts(treatment_status="on_sirolimus")
+    c = rules.trough_out_of_range(low, _flags(), [], [START], on, T, fev1_verdict="stable")
+    assert c is not None and c.numbers["kind"] == "low_fev1_stable"
+    assert c.severity == "digest"
+    assert "proportional_dose_mg" not in c.numbers
+    assert "mg" not in c.explanation and "Ando 2013" in c.explanation
+    # declining FEV1: a dose question again
+    d = rules.trough_out_of_range(low, _flags(), [], [START], on, T, fev1_verdict="declining")
+    assert d is not None and d.numbers["kind"] == "dose_question"
+    # a high level with stable FEV1 is still a dose question
+    high = TroughResult("t", DRAWN, 18.0, None)
+    h = rules.trough_out_of_range(high, _flags(), [], [START], on, T, fev1_verdict="stable")
+    assert h is not None and h.numbers["kind"] == "dose_question"
+
+
+MISSED3 = [DoseLog(f"m{i}", DRAWN - timedelta(days=i), "missed", None) for i in (1, 2, 4)]
+
+
+@pytest.mark.parametrize(
+    ("value", "flags", "doses", "kind"),
+    [
+        (40.0, _flags(), MISSED3, "far_above_target"),
+        (18.0, _flags(hours_since_last_dose=12.0, not_true_trough=True), MISSED3, "not_true_trough"),
+        (
+            18.0,
+            _flags(days_since_regimen_change=4.0, before_steady_state=True),
+            MISSED3,
+            "high_before_steady_state",
+        ),
+        (3.0, _flags(), MISSED3, "adherence"),
+        (18.0, _flags(), MISSED3, "dose_question"),
+        (18.0, _flags(), [], "dose_question"),
+        (3.0, _flags(hours_since_last_dose=None, last_dose_unknown=True), [], "dose_question"),
+    ],
+)
+def test_trough_words_follow_the_numbers(
+    value: float, flags: TroughFlags, doses: list[DoseLog], kind: str
+) -> None:
+    c = rules.trough_out_of_range(TroughResult("t", DRAWN, value, None), flags, doses, [START], facts(), T)
+    assert c is not None and c.numbers["kind"] == kind
+    missed = c.numbers["missed_doses_prior_7_days"]
+    assert missed == len(doses)
+    if missed:
+        assert f"{missed} missed dose(s) logged in the 7 days before the draw" in c.explanation
+        assert "no missed doses" not in c.explanation.lower()
+    else:
+        assert "No missed doses logged in the 7 days before the draw" in c.explanation
+    hours = c.numbers["hours_since_last_dose"]
+    if c.numbers["last_dose_unknown"]:
+        assert "Time of the last dose unknown" in c.explanation
+        assert "a true trough." not in c.explanation
+    else:
+        assert f"Drawn {hours:g} h after the last dose" in c.explanation
+    if flags.not_true_trough:
+        assert "not a true trough" in c.explanation
+    days = c.numbers["days_since_regimen_change"]
+    assert f"{days:g} days after the last regimen change" in c.explanation
+    assert ("before steady state" in c.explanation) == flags.before_steady_state
+    assert ("at steady state" in c.explanation) == (not flags.before_steady_state)
+    assert ("adherence question" in c.explanation) == (kind == "adherence")
+
+
+def test_interacting_drug_start_and_stop_alert_names_drug_class_and_direction() -> None:
+    at = DRAWN
+    start = RegimenEvent("i1", at, "interacting_drug_start", None, "Fluconazole 200 mg")
+    c = rules.interacting_drug_alert(start, T)
+    assert c is not None and (c.rule, c.severity) == ("interacting_drug_change", "review")
+    assert c.episode_key == "interacting_drug_change:i1"
+    assert c.numbers["catalog_name"] == "fluconazole"
+    assert (c.numbers["interaction"], c.numbers["expected_level"]) == ("inhibitor", "rise")
+    assert "inhibitor" in c.explanation and "expected to rise" in c.explanation
+    stop = RegimenEvent("i2", at, "interacting_drug_stop", None, "Rifampicin")
+    s = rules.interacting_drug_alert(stop, T)
+    assert s is not None and s.numbers["catalog_name"] == "rifampin"
+    # stopping an inducer: the level rises back
+    assert (s.numbers["interaction"], s.numbers["expected_level"]) == ("inducer", "rise")
+    ind = rules.interacting_drug_alert(replace(stop, kind="interacting_drug_start"), T)
+    assert ind is not None and ind.numbers["expected_level"] == "fall"
+    unknown = rules.interacting_drug_alert(replace(start, drug_name="Zorblatinib"), T)
+    assert unknown is not None and unknown.numbers["interaction"] == "unknown"
+    assert "not in the interaction catalog" in unknown.explanation
+    assert rules.interacting_drug_alert(replace(start, kind="dose_change"), T) is None
+
+
+@pytest.mark.parametrize(
+    ("typed", "name", "kind"),
+    [
+        ("rifampicin", "rifampin", "inducer"),
+        ("Rifampin", "rifampin", "inducer"),
+        ("St John\u2019s Wort", "st_johns_wort", "inducer"),
+        ("St. John's wort", "st_johns_wort", "inducer"),
+        ("Ciclosporin", "cyclosporine", "inhibitor"),
+        ("Neoral", "cyclosporine", "inhibitor"),
+        ("Diflucan 150mg", "fluconazole", "inhibitor"),
+        ("nirmatrelvir/ritonavir", "ritonavir", "inhibitor"),
+        ("Paxlovid", "ritonavir", "inhibitor"),
+        ("phenobarbitone", "phenobarbital", "inducer"),
+        ("rifapentine", "rifapentine", "inducer"),
+        ("diltiazem", "diltiazem", "inhibitor"),
+        ("verapamil", "verapamil", "inhibitor"),
+        ("nicardipine", "nicardipine", "inhibitor"),
+        ("clotrimazole", "clotrimazole", "inhibitor"),
+        ("danazol", "danazol", "inhibitor"),
+        ("bromocriptine", "bromocriptine", "inhibitor"),
+        ("cimetidine", "cimetidine", "inhibitor"),
+        ("metoclopramide", "metoclopramide", "inhibitor"),
+        ("cisapride", "cisapride", "inhibitor"),
+        ("boceprevir", "boceprevir", "inhibitor"),
+        ("telaprevir", "telaprevir", "inhibitor"),
+        ("Grapefruit juice", "grapefruit", "inhibitor"),
+        ("Epidyolex", "cannabidiol", "warning"),
+    ],
+)
+def test_interacting_drug_names(typed: str, name: str, kind: str) -> None:
+    assert catalog.match_interacting_drug(typed) == (name, kind)
+
+
+@pytest.mark.parametrize("typed", ["paracetamol", "", None, "  ", "rifampicinx"])
+def test_unknown_drug_names_are_not_matched(typed: str | None) -> None:
+    assert catalog.match_interacting_drug(typed) is None
 
 
 # ------------------------------------------------------------ side effects

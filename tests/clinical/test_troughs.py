@@ -186,3 +186,73 @@ def test_flags_true_trough_and_steady_state() -> None:
     assert f3.days_since_regimen_change is None and not f3.before_steady_state
     f4 = trough_flags(TroughResult("t", drawn, 4.0, None), [], [], T)
     assert f4.hours_since_last_dose is None and not f4.not_true_trough
+    assert f4.last_dose_unknown
+    assert not f3.last_dose_unknown and not f.last_dose_unknown
+
+
+def test_late_draw_satisfies_the_item_and_maintenance_follows_it() -> None:
+    tz = "Europe/London"
+    start = ev("start", local(2025, 1, 1))  # window 11-21 Jan, missed after 28 Jan
+    assert current_item(trough_schedule([start], [], tz, local(2025, 2, 3), T)).status == "missed"  # type: ignore[union-attr]
+    late = draw(local(2025, 2, 3, 8))
+    items = trough_schedule([start], [late], tz, local(2025, 2, 4), T)
+    assert [(i.reason, i.status) for i in items] == [("start", "done"), ("maintenance", "upcoming")]
+    assert items[0].done_by == late.id and items[0].late
+    assert items[-1].anchor_date == date(2025, 2, 3)
+    assert items[-1].due_date == date(2025, 5, 4)  # 90 days after the late draw
+    # a draw in the grace period after the window is late too; one in the window is not
+    grace = draw(local(2025, 1, 25))
+    assert trough_schedule([start], [grace], tz, local(2025, 2, 4), T)[0].late
+    on_time = draw(local(2025, 1, 15))
+    assert not trough_schedule([start], [on_time], tz, local(2025, 2, 4), T)[0].late
+
+
+def test_interacting_drug_start_then_stop_keeps_the_on_drug_draw() -> None:
+    tz = "Europe/London"
+    start = ev("start", local(2025, 1, 1))
+    first = draw(local(2025, 1, 14))
+    on = RegimenEvent("i1", local(2025, 3, 1), "interacting_drug_start", None, "Clarithromycin")
+    off = RegimenEvent("i2", local(2025, 3, 6), "interacting_drug_stop", None, "Biaxin")  # same drug
+    # stopped on day 5, no draw while on it: the on-drug item stays, 'missed'
+    items = trough_schedule([start, on, off], [first], tz, local(2025, 3, 8), T)
+    assert [(i.reason, i.anchor_date, i.status) for i in items] == [
+        ("start", date(2025, 1, 1), "done"),
+        ("interacting_drug", date(2025, 3, 1), "missed"),
+        ("interacting_drug", date(2025, 3, 6), "upcoming"),
+    ]
+    # a level drawn on day 4 while on the drug does it (before the window)
+    on_drug = draw(local(2025, 3, 5, 8), 19.0)
+    items = trough_schedule([start, on, off], [first, on_drug], tz, local(2025, 3, 8), T)
+    assert (items[1].status, items[1].done_by) == ("done", on_drug.id)
+    assert items[-1].status == "upcoming"  # the stop still needs its own draw
+
+
+def test_profile_on_sirolimus_without_logged_start_gets_a_first_draw() -> None:
+    tz = "Europe/London"
+    since = date(2025, 4, 1)
+    items = trough_schedule(
+        [], [], tz, local(2025, 4, 2), T, assume_on_treatment=True, monitoring_since=since
+    )
+    assert len(items) == 1
+    m = items[0]
+    assert (m.reason, m.anchor_date, m.window_start, m.due_date) == (
+        "maintenance",
+        since,
+        since,
+        date(2025, 4, 15),
+    )
+    assert m.status == "due" and m.missed_after == date(2025, 4, 29)
+    # not on sirolimus by profile: nothing
+    assert trough_schedule([], [], tz, local(2025, 4, 2), T, monitoring_since=since) == ()
+    # an interacting drug logged without a start still anchors a draw for her
+    inter = RegimenEvent("i", local(2025, 4, 3), "interacting_drug_start", None, "fluconazole")
+    items = trough_schedule(
+        [inter], [], tz, local(2025, 4, 12), T, assume_on_treatment=True, monitoring_since=since
+    )
+    assert [(i.reason, i.status) for i in items] == [("interacting_drug", "due")]
+    # once a trough arrives, maintenance runs from it
+    got = draw(local(2025, 4, 10))
+    items = trough_schedule(
+        [], [got], tz, local(2025, 4, 12), T, assume_on_treatment=True, monitoring_since=since
+    )
+    assert [(i.reason, i.due_date) for i in items] == [("maintenance", date(2025, 7, 9))]

@@ -93,3 +93,52 @@ def test_reminders_of_someone_else_are_not_found(
     resp = stranger.get(f"/api/v1/patients/{patient.patient_id}/reminders")
     assert resp.status_code == 404
     assert resp.headers["Content-Type"] == "application/problem+json"
+
+
+def test_on_sirolimus_by_profile_without_a_logged_start_is_prompted(
+    clinician: Any, make_patient: Any
+) -> None:
+    patient = make_patient(clinician, treatment_status="on_sirolimus", timezone="Europe/Paris")
+    post(patient, "me", "spirometry", measured_at=datetime.now(UTC).isoformat(), fev1_l=2.4)
+    today = datetime.now(UTC).astimezone(ZoneInfo("Europe/Paris")).date()
+    [reminder] = patient.get("/api/v1/patients/me/reminders").get_json()["items"]
+    assert (reminder["kind"], reminder["status"], reminder["reason"]) == ("trough_draw", "due", "maintenance")
+    assert reminder["window_start"] == today.isoformat()
+    assert reminder["due_date"] == (today + timedelta(days=14)).isoformat()
+    schedule = clinician.get(f"/api/v1/patients/{patient.patient_id}/trough-schedule").get_json()
+    assert [(i["reason"], i["status"]) for i in schedule["items"]] == [("maintenance", "due")]
+    # an untreated patient is not prompted
+    untreated = make_patient(clinician, treatment_status="untreated")
+    post(untreated, "me", "spirometry", measured_at=datetime.now(UTC).isoformat(), fev1_l=2.4)
+    assert untreated.get("/api/v1/patients/me/reminders").get_json()["items"] == []
+
+
+def test_a_late_draw_is_not_reported_as_missed(clinician: Any, make_patient: Any) -> None:
+    patient = make_patient(clinician, treatment_status="on_sirolimus")
+    now = datetime.now(UTC)
+    post(
+        clinician,
+        patient.patient_id,
+        "regimens",
+        effective_at=(now - timedelta(days=40)).isoformat(),
+        kind="dose_change",
+        daily_dose_mg=2.0,
+    )
+    post(patient, "me", "spirometry", measured_at=now.isoformat(), fev1_l=2.4)
+    [before] = patient.get("/api/v1/patients/me/reminders").get_json()["items"]
+    assert before["status"] == "missed"  # window days 7-21, missed after day 28
+    post(
+        clinician,
+        patient.patient_id,
+        "troughs",
+        drawn_at=(now - timedelta(days=1)).isoformat(),
+        value_ng_ml=7.1,
+        last_dose_at=(now - timedelta(days=2)).isoformat(),
+        assay_method="lc_ms_ms",
+    )
+    assert patient.get("/api/v1/patients/me/reminders").get_json()["items"] == []
+    items = clinician.get(f"/api/v1/patients/{patient.patient_id}/trough-schedule").get_json()["items"]
+    assert [(i["reason"], i["status"], i["late"]) for i in items] == [
+        ("dose_change", "done", True),
+        ("maintenance", "upcoming", False),
+    ]

@@ -350,3 +350,92 @@ def test_trough_flags_follow_a_dose_or_regimen_synced_after_the_trough(patient: 
     assert patient.delete(f"{BASE}/doses/{dose['id']}").status_code == 204
     got = patient.get(f"{BASE}/troughs/{t['id']}").get_json()
     assert got["hours_since_last_dose"] is None and got["not_true_trough"] is False
+
+
+def test_trough_without_a_dose_time_is_marked_last_dose_unknown(patient: Any) -> None:
+    [t] = post_items(
+        patient,
+        "troughs",
+        [{"client_id": cid(), "value_ng_ml": 7.0, "drawn_at": "2026-03-04T08:00:00+00:00"}],
+    )
+    got = patient.get(f"{BASE}/troughs/{t['id']}").get_json()
+    assert got["last_dose_unknown"] is True and got["hours_since_last_dose"] is None
+    assert got["not_true_trough"] is False
+    post_items(
+        patient,
+        "doses",
+        [{"client_id": cid(), "status": "taken", "taken_at": "2026-03-03T08:00:00+00:00", "dose_mg": 2.0}],
+    )
+    got = patient.get(f"{BASE}/troughs/{t['id']}").get_json()
+    assert got["last_dose_unknown"] is False and got["hours_since_last_dose"] == pytest.approx(24.0)
+    [t2] = post_items(
+        patient,
+        "troughs",
+        [
+            {
+                "client_id": cid(),
+                "value_ng_ml": 7.0,
+                "drawn_at": "2026-05-04T08:00:00+00:00",
+                "last_dose_at": "2026-05-03T09:00:00+00:00",
+            }
+        ],
+    )
+    assert patient.get(f"{BASE}/troughs/{t2['id']}").get_json()["last_dose_unknown"] is False
+
+
+def test_interacting_drug_start_and_stop_open_review_alerts(make_patient: Any, clinician: Any) -> None:
+    pat = make_patient(clinician, treatment_status="on_sirolimus")
+    pid = pat.patient_id
+    results = post_items(
+        pat,
+        "regimens",
+        [
+            {
+                "client_id": cid(),
+                "kind": "interacting_drug_start",
+                "effective_at": "2026-03-01T08:00:00+00:00",
+                "drug_name": "Rifampicin",
+            },
+            {
+                "client_id": cid(),
+                "kind": "interacting_drug_stop",
+                "effective_at": "2026-03-08T08:00:00+00:00",
+                "drug_name": "Rifampicin",
+            },
+            {
+                "client_id": cid(),
+                "kind": "interacting_drug_start",
+                "effective_at": "2026-03-09T08:00:00+00:00",
+                "drug_name": "Zorblatinib",
+            },
+        ],
+    )
+    assert all(r["status"] == "created" and r["alert_id"] for r in results)
+    stored = {r["id"]: pat.get(f"{BASE}/regimens/{r['id']}").get_json() for r in results}
+    assert [s["interaction"] for s in stored.values()] == ["inducer", "inducer", "unknown"]
+    alerts = clinician.get(f"/api/v1/alerts?patient_id={pid}&rule=interacting_drug_change").get_json()[
+        "items"
+    ]
+    by_id = {a["id"]: a for a in alerts}
+    assert set(by_id) == {r["alert_id"] for r in results}
+    start, stop, unknown = (by_id[r["alert_id"]] for r in results)
+    assert {a["severity"] for a in alerts} == {"review"}
+    assert (start["numbers"]["interaction"], start["numbers"]["expected_level"]) == ("inducer", "fall")
+    assert stop["numbers"]["expected_level"] == "rise"
+    assert "rifampin" in start["explanation"] and "inducer" in start["explanation"]
+    assert unknown["numbers"]["interaction"] == "unknown"
+    assert "not in the interaction catalog" in unknown["explanation"]
+    # a dose change raises no interaction alert
+    [r] = post_items(
+        pat,
+        "regimens",
+        [
+            {
+                "client_id": cid(),
+                "kind": "dose_change",
+                "effective_at": "2026-03-10T08:00:00+00:00",
+                "daily_dose_mg": 1.0,
+            }
+        ],
+    )
+    assert r.get("alert_id") is None

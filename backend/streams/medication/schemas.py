@@ -48,7 +48,13 @@ class RegimenOutSchema(StrictSchema):
     kind = fields.String(required=True)
     daily_dose_mg = fields.Float(allow_none=True)
     drug_name = fields.String(allow_none=True)
-    interaction = fields.String(allow_none=True)
+    interaction = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "inhibitor, inducer or warning (Rapamune label 7.2); unknown: the drug is "
+            "not in the catalog, a clinician reviews it"
+        },
+    )
     recorded_by_role = fields.String(required=True)
     note = fields.String(allow_none=True)
     created_at = fields.AwareDateTime(required=True)

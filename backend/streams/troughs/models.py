@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.db import Base
@@ -25,3 +25,5 @@ class TroughResult(StreamRecord, Base):
     days_since_regimen_change: Mapped[float | None]
     not_true_trough: Mapped[bool] = mapped_column(default=False)
     before_steady_state: Mapped[bool] = mapped_column(default=False)
+    # No last-dose time sent or logged: whether it is a true trough is unknown.
+    last_dose_unknown: Mapped[bool] = mapped_column(default=False, server_default=false())

@@ -35,4 +35,11 @@ class TroughOutSchema(StrictSchema):
     days_since_regimen_change = fields.Float(allow_none=True)
     not_true_trough = fields.Boolean(required=True)
     before_steady_state = fields.Boolean(required=True)
+    last_dose_unknown = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "No last-dose time was sent or logged before the draw: whether this "
+            "is a true trough (20-28 h after a dose) is unknown"
+        },
+    )
     created_at = fields.AwareDateTime(required=True)

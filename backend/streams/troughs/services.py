@@ -1,7 +1,8 @@
 """Troughs: derived at ingest are the hours since the last logged dose, the days
 since the last regimen change, and the flags "not a true trough" (drawn outside
-20-28 h after the dose) and "before steady state" (< 7 days after a change),
-with the thresholds of the patient (clinical.troughs)."""
+20-28 h after the dose), "before steady state" (< 7 days after a change) and
+"last dose unknown" (no dose time sent or logged: whether it is a true trough is
+not known), with the thresholds of the patient (clinical.troughs)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from typing import Any
 
 from sqlalchemy import select
 
+from backend.alerts.on_ingest import alert_on_insert
 from backend.clinical import model as clinical
+from backend.clinical.rules import interacting_drug_alert
 from backend.clinical.troughs import trough_flags
 from backend.patients.services import thresholds_for
 from backend.streams.medication.models import RegimenEvent, SirolimusDose
@@ -70,11 +73,18 @@ def derive_trough_flags(ctx: IngestContext, rows: list[dict[str, Any]]) -> list[
             days_since_regimen_change=flags.days_since_regimen_change,
             not_true_trough=flags.not_true_trough,
             before_steady_state=flags.before_steady_state,
+            last_dose_unknown=flags.last_dose_unknown,
         )
     return rows
 
 
-FLAG_FIELDS = ("hours_since_last_dose", "days_since_regimen_change", "not_true_trough", "before_steady_state")
+FLAG_FIELDS = (
+    "hours_since_last_dose",
+    "days_since_regimen_change",
+    "not_true_trough",
+    "before_steady_state",
+    "last_dose_unknown",
+)
 
 
 def refresh_trough_flags(
@@ -122,6 +132,26 @@ def after_doses(ctx: IngestContext, rows: list[dict[str, Any]]) -> dict[str, dic
 def after_regimens(ctx: IngestContext, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     refresh_trough_flags(ctx, drawn_from=min(r["effective_at"] for r in rows))
     return {}
+
+
+def _regimen_to_clinical(row: dict[str, Any]) -> clinical.RegimenEvent:
+    return clinical.RegimenEvent(
+        id=row["id"],
+        effective_at=row["effective_at"],
+        kind=row["kind"],
+        daily_dose_mg=row.get("daily_dose_mg"),
+        drug_name=row.get("drug_name"),
+    )
+
+
+_alert_interacting_drug = alert_on_insert(_regimen_to_clinical, interacting_drug_alert)
+
+
+def after_regimens_inserted(ctx: IngestContext, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Flags of the troughs a change can alter; and a review alert for the care team
+    when an interacting drug is started or stopped (Rapamune label 7.2)."""
+    after_regimens(ctx, rows)
+    return _alert_interacting_drug(ctx, rows)
 
 
 SPEC = StreamSpec(
