@@ -134,6 +134,7 @@ def load_history(
             ctcae_grade=r.ctcae_grade,
             temperature_c=r.temperature_c,
             antibiotics_started=bool(r.antibiotics_started),
+            sudden=bool(r.sudden),
         )
         for r in _rows(
             session,
