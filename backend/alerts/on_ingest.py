@@ -33,13 +33,20 @@ OnInsert = Callable[[InsertContext, list[dict[str, Any]]], dict[str, dict[str, A
 
 
 def alert_on_insert(
-    to_clinical: Callable[[dict[str, Any]], Any], rule: Callable[[Any, Any], Any]
+    to_clinical: Callable[[dict[str, Any]], Any],
+    rule: Callable[..., Any],
+    recent: Callable[[InsertContext, list[dict[str, Any]]], list[Any]] | None = None,
 ) -> OnInsert:
+    """`rule(item, thresholds)`, or `rule(item, thresholds, context)` with `recent`,
+    which loads what else the rule must see (the patient's other recent reports)."""
+
     def hook(ctx: InsertContext, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         thresholds = thresholds_for(ctx.session, ctx.patient)
+        context = None if recent is None else recent(ctx, rows)
         extras: dict[str, dict[str, Any]] = {}
         for row in rows:
-            candidate = rule(to_clinical(row), thresholds)
+            item = to_clinical(row)
+            candidate = rule(item, thresholds) if context is None else rule(item, thresholds, context)
             if candidate is None:
                 continue
             alert = raise_alert(

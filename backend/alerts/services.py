@@ -329,7 +329,10 @@ def _refresh(alert: Alert, candidate: AlertCandidate, as_of: datetime) -> bool:
         alert.last_seen_at = as_of
         alert.numbers = _jsonable(dict(candidate.numbers))
         alert.explanation = candidate.explanation
-        if candidate.patient_message is not None:
+        # the message follows the severity the alert keeps (never a milder one's advice)
+        if candidate.patient_message is not None and _SEVERITY_RANK.get(
+            candidate.severity, 0
+        ) >= _SEVERITY_RANK.get(alert.severity, 0):
             alert.patient_message = candidate.patient_message
         changed = True
     if _SEVERITY_RANK.get(candidate.severity, 0) > _SEVERITY_RANK.get(alert.severity, 0):

@@ -34,6 +34,10 @@ SIDE_EFFECT_TERMS: dict[str, SideEffectTerm] = {
         SideEffectTerm("pneumonitis", "Pneumonitis", None, True),
         SideEffectTerm("cough", "Cough", "Cough", True),
         SideEffectTerm("dyspnea", "Dyspnea", "Shortness of breath", True),
+        # CTCAE v5 splits chest pain (chest wall pain, pleuritic pain, chest pain -
+        # cardiac); a patient's report cannot tell them apart. In LAM it may be a
+        # pneumothorax (domain.md §5).
+        SideEffectTerm("chest_pain", "Chest pain", None, True),
         SideEffectTerm("cholesterol_high", "Cholesterol high", None),
         SideEffectTerm("hypertriglyceridemia", "Hypertriglyceridemia", None),
         SideEffectTerm("edema_limbs", "Edema limbs", "Swelling"),

@@ -320,7 +320,7 @@ def evaluate_prepared(
     since = as_of - timedelta(days=thresholds.side_effect_lookback_days)
     for report in sorted(history.side_effects, key=lambda r: (r.onset_at, r.id)):
         if since <= report.onset_at <= as_of:
-            alert = rules.side_effect_alert(report, thresholds)
+            alert = rules.side_effect_alert(report, thresholds, history.side_effects)
             if alert is not None:
                 candidates.append(alert)
     for event in sorted(history.events, key=lambda e: (e.occurred_at, e.id)):

@@ -97,6 +97,7 @@ class SideEffectReport:
     ctcae_grade: int | None = None
     temperature_c: float | None = None
     antibiotics_started: bool = False
+    sudden: bool = False  # the patient says it came on suddenly (possible pneumothorax)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,11 +38,40 @@ from backend.clinical.model import (
 from backend.clinical.series import DailySeries, day_to_date
 from backend.clinical.thresholds import Thresholds
 
-CARE_TEAM_TODAY = "Please contact your care team today."
 EMERGENCY_NOW = (
-    "Seek emergency care now (call your local emergency number) if you have sudden chest "
-    "pain or breathlessness; then let your care team know."
+    "Seek emergency care now (call your local emergency number): sudden or severe "
+    "breathlessness or chest pain can be a collapsed lung. Then let your care team know."
 )
+CARE_TEAM_TODAY = "Please contact your care team today."
+CARE_TEAM_REVIEW = (
+    "Your care team has been told and will review this in the next few days. If you become "
+    "suddenly breathless or have chest pain, seek emergency care now."
+)
+CARE_TEAM_DIGEST = (
+    "Thank you. Your care team will see this in their daily summary. If you become "
+    "suddenly breathless or have chest pain, seek emergency care now."
+)
+_ADVICE = {"review": CARE_TEAM_REVIEW, "digest": CARE_TEAM_DIGEST}
+
+
+def patient_advice(severity: str, *, emergency: bool = False) -> str:
+    """What the patient is told to do, derived from the alert's severity alone so
+    that the patient and the clinic never read different urgencies: 'urgent' is
+    "today" (or "emergency now" when the report may be a pneumothorax), 'review'
+    within days and 'digest' the daily summary, both with the emergency safety net
+    (domain.md §5). Emergency advice is only given with an urgent alert."""
+    if severity == "urgent":
+        return EMERGENCY_NOW if emergency else CARE_TEAM_TODAY
+    if emergency:
+        raise ValueError("emergency advice needs an urgent alert")
+    return _ADVICE[severity]
+
+
+def patient_message(severity: str, context: str = "", *, emergency: bool = False) -> str:
+    """A patient message: what happened (`context`, no urgency words) and the advice
+    for `severity` (`patient_advice`)."""
+    advice = patient_advice(severity, emergency=emergency)
+    return f"{context} {advice}" if context else advice
 
 
 def _r(x: float | None, nd: int = 1) -> float | None:
@@ -270,10 +299,7 @@ def acute_fev1_drop(drop: AcuteDrop | None, thresholds: Thresholds) -> AlertCand
         episode_key=f"acute_fev1_drop:{onset.isoformat()}",
         numbers=numbers,
         explanation=explanation,
-        patient_message=(
-            "Your recent breathing tests are lower than usual and your care team has been "
-            "told. If you feel more breathless, have chest pain or a fever, contact them today."
-        ),
+        patient_message=patient_message("review", "Your recent breathing tests are lower than usual."),
     )
 
 
@@ -334,8 +360,8 @@ def fev1_drop_with_symptoms(
             f"FEV1 fall with new respiratory symptoms ({', '.join(sorted(names))}): progression, "
             f"or pneumonitis / infection? " + fev1_alert.explanation
         ),
-        patient_message=(
-            "Your breathing tests are lower than usual and you reported new symptoms. " + CARE_TEAM_TODAY
+        patient_message=patient_message(
+            "review", "Your breathing tests are lower than usual and you reported new symptoms."
         ),
     )
 
@@ -708,38 +734,88 @@ def interacting_drug_alert(event: RegimenEvent, thresholds: Thresholds) -> Alert
 # ------------------------------------------------- side effects, LAM events
 
 
-def side_effect_alert(report: SideEffectReport, thresholds: Thresholds) -> AlertCandidate | None:
+BREATHLESSNESS_TERMS = frozenset({"dyspnea"})
+CHEST_PAIN_TERMS = frozenset({"chest_pain"})
+INFECTION_TERMS = frozenset({"upper_respiratory_infection", "lung_infection", "cough"})
+
+
+def _has_fever(report: SideEffectReport, thresholds: Thresholds) -> bool:
+    return report.temperature_c is not None and report.temperature_c >= thresholds.fever_c
+
+
+def side_effect_alert(
+    report: SideEffectReport,
+    thresholds: Thresholds,
+    recent: Iterable[SideEffectReport] = (),
+) -> AlertCandidate | None:
     """Same-day (urgent) if any grade >= 3, pneumonitis or dyspnea >= 2, fever >= 38.0 °C
     or antibiotics started (CTCAE v5 / PRO-CTCAE; domain.md §5). Grade 2 otherwise goes
     to the digest; milder reports raise nothing. A clinician's CTCAE grade takes
-    precedence over the patient's PRO-CTCAE severity."""
+    precedence over the patient's PRO-CTCAE severity.
+
+    Possible pneumothorax (about 70 % of women with LAM have one; domain.md §5):
+    chest pain of any severity, breathlessness reported as sudden, and breathlessness
+    at or above `emergency_dyspnea_grade` (severe) are urgent and the patient is told
+    to seek emergency care now.
+
+    Possible infection on an immunosuppressant: a lung infection at or above
+    `respiratory_urgent_grade`, and a respiratory infection or cough at or above it
+    together with fever or breathlessness (in this report or in `recent`, the
+    patient's other reports within `symptom_window_days` before it), are urgent.
+    """
     grade = side_effect_grade(report)
     term = catalog.SIDE_EFFECT_TERMS.get(report.term)
     name = term.ctcae_term if term else report.term
+    t = thresholds
     reasons: list[str] = []
-    if grade >= thresholds.urgent_grade:
+    emergency = False
+    if grade >= t.urgent_grade:
         reasons.append(f"grade {grade}")
-    if report.term in ("pneumonitis", "dyspnea") and grade >= thresholds.respiratory_urgent_grade:
+    if report.term in ("pneumonitis", "dyspnea") and grade >= t.respiratory_urgent_grade:
         reasons.append(f"{name.lower()} grade {grade}")
-    if report.temperature_c is not None and report.temperature_c >= thresholds.fever_c:
+    if _has_fever(report, t):
         reasons.append(f"fever {report.temperature_c:.1f} °C")
     if report.antibiotics_started:
         reasons.append("antibiotics started")
+    if report.term in CHEST_PAIN_TERMS and grade >= 1:
+        reasons.append("chest pain: possible pneumothorax")
+        emergency = True
+    if report.term in BREATHLESSNESS_TERMS and (report.sudden or grade >= t.emergency_dyspnea_grade):
+        reasons.append(f"{'sudden' if report.sudden else 'severe'} breathlessness: possible pneumothorax")
+        emergency = True
+    if report.term == "lung_infection" and grade >= t.respiratory_urgent_grade:
+        reasons.append(f"lung infection grade {grade} on an immunosuppressant")
+    window_start = report.onset_at - timedelta(days=t.symptom_window_days)
+    others = [r for r in recent if r.id != report.id and window_start <= r.onset_at <= report.onset_at]
+    if report.term in INFECTION_TERMS and grade >= t.respiratory_urgent_grade:
+        fever = any(_has_fever(r, t) for r in others)
+        breathless = any(r.term in BREATHLESSNESS_TERMS and side_effect_grade(r) >= 1 for r in others)
+        if fever or breathless:
+            reasons.append(
+                f"{name.lower()} grade {grade} with recent {'fever' if fever else 'breathlessness'}: "
+                "possible infection on an immunosuppressant"
+            )
+    elif (
+        report.term in BREATHLESSNESS_TERMS
+        and grade >= 1
+        and any(
+            r.term in INFECTION_TERMS and side_effect_grade(r) >= t.respiratory_urgent_grade for r in others
+        )
+    ):
+        reasons.append("breathlessness with a recent respiratory infection or cough")
     numbers: dict[str, NumberLike] = {
         "term": report.term,
         "grade": grade,
         "grade_source": "ctcae" if report.ctcae_grade is not None else "pro_ctcae",
         "severity": report.severity,
+        "sudden": report.sudden,
         "temperature_c": report.temperature_c,
         "antibiotics_started": report.antibiotics_started,
         "onset_at": report.onset_at.isoformat(),
     }
     if reasons:
         numbers["reasons"] = "; ".join(reasons)
-        if report.term in ("pneumonitis", "dyspnea") and grade >= 4:
-            message = EMERGENCY_NOW
-        else:
-            message = CARE_TEAM_TODAY
+        numbers["emergency_advice"] = emergency
         return AlertCandidate(
             rule="urgent_side_effect",
             severity="urgent",
@@ -747,45 +823,43 @@ def side_effect_alert(report: SideEffectReport, thresholds: Thresholds) -> Alert
             numbers=numbers,
             explanation=(
                 f"{name} reported ({'; '.join(reasons)}): same-day review "
-                f"(CTCAE v5 / PRO-CTCAE; on sirolimus consider pneumonitis and infection)."
+                f"(CTCAE v5 / PRO-CTCAE; on sirolimus consider pneumonitis and infection"
+                f"{'; possible pneumothorax, patient told to seek emergency care' if emergency else ''})."
             ),
-            patient_message=message,
+            patient_message=patient_message("urgent", emergency=emergency),
         )
-    if grade >= thresholds.digest_grade:
+    if grade >= t.digest_grade:
         return AlertCandidate(
             rule="urgent_side_effect",
             severity="digest",
             episode_key=f"urgent_side_effect:{report.id}",
             numbers=numbers,
             explanation=f"{name} reported, grade {grade} (moderate): for the daily digest.",
-            patient_message="Thank you. Your care team will review this report.",
+            patient_message=patient_message("digest"),
         )
     return None
 
 
-URGENT_LAM_EVENTS = frozenset({"pneumothorax", "chylothorax"})
+URGENT_LAM_EVENTS = frozenset({"pneumothorax", "chylothorax", "chylous_ascites"})
+EMERGENCY_LAM_EVENTS = frozenset({"pneumothorax"})
 
 
 def lam_event_alert(event: LamEvent, thresholds: Thresholds) -> AlertCandidate | None:
-    """Pneumothorax and chylothorax are urgent; other LAM events go to review."""
+    """Pneumothorax, chylothorax and chylous ascites are urgent (same day; a new
+    chylous effusion is also a treatment criterion, ATS/JRS 2016); a pneumothorax
+    gets emergency advice. Other LAM events go to review."""
     del thresholds  # no numeric threshold; kept for a uniform signature
-    urgent = event.kind in URGENT_LAM_EVENTS
-    if event.kind == "pneumothorax":
-        message = EMERGENCY_NOW
-    elif urgent:
-        message = CARE_TEAM_TODAY
-    else:
-        message = "Thank you. Your care team will review this."
+    severity = "urgent" if event.kind in URGENT_LAM_EVENTS else "review"
     return AlertCandidate(
         rule="lam_event",
-        severity="urgent" if urgent else "review",
+        severity=severity,
         episode_key=f"lam_event:{event.id}",
         numbers={"kind": event.kind, "occurred_at": event.occurred_at.isoformat()},
         explanation=(
             f"LAM event reported: {event.kind.replace('_', ' ')} on "
-            f"{event.occurred_at.date().isoformat()}." + (" Same-day review." if urgent else "")
+            f"{event.occurred_at.date().isoformat()}." + (" Same-day review." if severity == "urgent" else "")
         ),
-        patient_message=message,
+        patient_message=patient_message(severity, emergency=event.kind in EMERGENCY_LAM_EVENTS),
     )
 
 

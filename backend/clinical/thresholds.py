@@ -86,6 +86,7 @@ class Thresholds:
     # --- side effects and LAM events (CTCAE v5, PRO-CTCAE) ----------------------
     urgent_grade: int = 3
     respiratory_urgent_grade: int = 2
+    emergency_dyspnea_grade: int = 3
     fever_c: float = 38.0
     digest_grade: int = 2
     side_effect_lookback_days: int = 7
@@ -313,6 +314,10 @@ THRESHOLD_SOURCES: dict[str, str] = {
     ),
     "urgent_grade": f"{_CTCAE}: grade >= 3 is severe",
     "respiratory_urgent_grade": f"{_CTCAE}: pneumonitis or dyspnea grade >= 2 is same-day",
+    "emergency_dyspnea_grade": (
+        f"{_CTCAE}; domain.md §5: severe or sudden breathlessness may be a pneumothorax "
+        "(about 70 % of women with LAM have one): seek emergency care now"
+    ),
     "fever_c": f"{_PRODUCT} (domain.md §5): fever >= 38.0 °C is same-day",
     "digest_grade": f"{_CTCAE}: grade 2 (moderate) reports go to the daily digest",
     "side_effect_lookback_days": f"{_PRODUCT}: nightly pass re-reports recent reports (dedup)",

@@ -82,6 +82,7 @@ def _side_effect(r: Any) -> cm.SideEffectReport:
         ctcae_grade=r.ctcae_grade,
         temperature_c=r.temperature_c,
         antibiotics_started=bool(r.antibiotics_started),
+        sudden=bool(r.sudden),
     )
 
 
@@ -137,7 +138,16 @@ STREAMS = (
         "side_effects",
         E,
         E.onset_at,
-        (E.id, E.onset_at, E.term, E.severity, E.ctcae_grade, E.temperature_c, E.antibiotics_started),
+        (
+            E.id,
+            E.onset_at,
+            E.term,
+            E.severity,
+            E.ctcae_grade,
+            E.temperature_c,
+            E.antibiotics_started,
+            E.sudden,
+        ),
         _side_effect,
         lambda th: max(th.symptom_window_days, th.side_effect_lookback_days) + 30,
     ),

@@ -516,6 +516,108 @@ def test_moderate_side_effect_goes_to_digest_and_thresholds_are_configurable() -
     assert w is not None and w.severity == "urgent"
 
 
+EMERGENCY = "seek emergency care now (call your local emergency number)"
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        _se("dyspnea", "severe"),
+        _se("dyspnea", "very_severe"),
+        _se("dyspnea", "mild", sudden=True),
+        _se("dyspnea", "mild", ctcae_grade=3),
+        _se("chest_pain", "mild"),
+        _se("chest_pain", "severe"),
+    ],
+)
+def test_possible_pneumothorax_is_urgent_with_emergency_advice(report: SideEffectReport) -> None:
+    c = rules.side_effect_alert(report, T)
+    assert c is not None and c.severity == "urgent"
+    assert c.patient_message is not None and c.patient_message.lower().startswith(EMERGENCY)
+    assert c.numbers["emergency_advice"] is True
+    assert "pneumothorax" in c.explanation
+
+
+def test_moderate_breathlessness_is_same_day_without_emergency_advice() -> None:
+    c = rules.side_effect_alert(_se("dyspnea", "moderate"), T)
+    assert c is not None and c.severity == "urgent"
+    assert c.patient_message == rules.CARE_TEAM_TODAY
+    strict = rules.side_effect_alert(_se("dyspnea", "moderate"), T.merged({"emergency_dyspnea_grade": 2}))
+    assert strict is not None and strict.numbers["emergency_advice"] is True
+
+
+def test_chest_pain_is_a_term() -> None:
+    from backend.clinical.catalog import SIDE_EFFECT_TERMS
+
+    assert SIDE_EFFECT_TERMS["chest_pain"].respiratory
+
+
+def test_moderate_lung_infection_is_same_day() -> None:
+    c = rules.side_effect_alert(_se("lung_infection", "moderate"), T)
+    assert c is not None and c.severity == "urgent"
+    assert "immunosuppressant" in c.explanation
+    mild = rules.side_effect_alert(_se("lung_infection", "mild"), T)
+    assert mild is None
+
+
+@pytest.mark.parametrize("term", ["cough", "upper_respiratory_infection"])
+def test_moderate_cough_or_infection_with_recent_fever_or_breathlessness_is_same_day(term: str) -> None:
+    report = _se(term, "moderate", id="new", onset_at=local(2025, 5, 3))
+    alone = rules.side_effect_alert(report, T)
+    assert alone is not None and alone.severity == "digest"
+    fever = _se("fatigue", "mild", id="old", onset_at=local(2025, 5, 1), temperature_c=38.4)
+    breathless = _se("dyspnea", "mild", id="old2", onset_at=local(2025, 5, 2))
+    for other in (fever, breathless):
+        c = rules.side_effect_alert(report, T, [report, other])
+        assert c is not None and c.severity == "urgent", other
+        assert c.patient_message == rules.CARE_TEAM_TODAY
+    long_ago = replace(fever, onset_at=local(2025, 5, 3) - timedelta(days=T.symptom_window_days + 1))
+    old = rules.side_effect_alert(report, T, [long_ago])
+    assert old is not None and old.severity == "digest"
+    # breathlessness reported after the cough is judged with the cough
+    later = _se("dyspnea", "mild", id="later", onset_at=local(2025, 5, 4))
+    c = rules.side_effect_alert(later, T, [report, later])
+    assert c is not None and c.severity == "urgent"
+
+
+@pytest.mark.parametrize("severity", ["urgent", "review", "digest"])
+def test_patient_advice_follows_severity(severity: str) -> None:
+    text = rules.patient_advice(severity)
+    assert ("today" in text) == (severity == "urgent")
+    if severity != "urgent":
+        with pytest.raises(ValueError, match="urgent"):
+            rules.patient_advice(severity, emergency=True)
+
+
+def test_patient_messages_never_say_today_unless_urgent() -> None:
+    """Every side-effect, LAM-event and FEV1 candidate: the patient's message is the
+    advice of the alert's own severity."""
+    reports = [
+        _se(term, sev, **kw)
+        for term in ("dyspnea", "cough", "lung_infection", "chest_pain", "rash_acneiform", "diarrhea")
+        for sev in ("mild", "moderate", "severe", "very_severe")
+        for kw in ({}, {"sudden": True}, {"temperature_c": 38.5})
+    ]
+    candidates = [c for r in reports if (c := rules.side_effect_alert(r, T)) is not None]
+    kinds = ("pneumothorax", "chylothorax", "chylous_ascites", "hospital_admission", "other")
+    candidates += [rules.lam_event_alert(LamEvent(k, local(2025, 5, 1), k), T) for k in kinds]
+    drop = rules.AcuteDrop(100, 105, 2.0, 7, 1.7, 1.75, 4, 0.15)
+    acute = rules.acute_fev1_drop(drop, T)
+    assert acute is not None
+    candidates.append(acute)
+    with_symptoms = rules.fev1_drop_with_symptoms(
+        acute, [_se("cough", "mild")], local(2025, 4, 20), local(2025, 5, 2), T
+    )
+    assert with_symptoms is not None
+    candidates.append(with_symptoms)
+    assert {c.severity for c in candidates} == {"urgent", "review", "digest"}
+    for c in candidates:
+        assert c.patient_message is not None
+        emergency = c.patient_message.lower().startswith(EMERGENCY)
+        assert c.patient_message.endswith(rules.patient_advice(c.severity, emergency=emergency)), c
+        assert ("today" in c.patient_message) == (c.severity == "urgent" and not emergency), c
+
+
 def test_very_severe_breathlessness_says_emergency() -> None:
     c = rules.side_effect_alert(_se("dyspnea", "very_severe"), T)
     assert c is not None and c.patient_message is not None
@@ -527,7 +629,7 @@ def test_very_severe_breathlessness_says_emergency() -> None:
     [
         ("pneumothorax", "urgent", True),
         ("chylothorax", "urgent", False),
-        ("chylous_ascites", "review", False),
+        ("chylous_ascites", "urgent", False),
         ("hospital_admission", "review", False),
     ],
 )
@@ -536,7 +638,7 @@ def test_lam_events(kind: str, severity: str, emergency: bool) -> None:
     assert c is not None and c.severity == severity
     assert c.episode_key == "lam_event:e1"
     assert c.patient_message is not None
-    assert ("seek emergency care now" in c.patient_message.lower()) == emergency
+    assert c.patient_message.lower().startswith(EMERGENCY) == emergency
 
 
 # --------------------------------------------------------------- adherence

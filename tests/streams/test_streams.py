@@ -217,6 +217,52 @@ def test_urgent_side_effect_raises_alert_and_advises_patient(patient: Any, clini
     assert mild.get("alert_id") is None
 
 
+def test_sudden_breathlessness_and_cough_with_earlier_fever_are_same_day(
+    patient: Any, clinician: Any
+) -> None:
+    [sudden] = post_items(
+        patient,
+        "side-effects",
+        [
+            {
+                "client_id": cid(),
+                "onset_at": "2026-05-01T08:00:00+00:00",
+                "term": "dyspnea",
+                "severity": "mild",
+                "sudden": True,
+            }
+        ],
+    )
+    assert sudden["alert_id"]
+    assert sudden["patient_message"].startswith("Seek emergency care now")
+    [fever, cough] = post_items(
+        patient,
+        "side-effects",
+        [
+            {
+                "client_id": cid(),
+                "onset_at": "2026-05-03T08:00:00+00:00",
+                "term": "fatigue",
+                "severity": "mild",
+            },
+            {
+                "client_id": cid(),
+                "onset_at": "2026-05-04T08:00:00+00:00",
+                "term": "cough",
+                "severity": "moderate",
+            },
+        ],
+    )
+    # the cough is judged with the breathlessness reported three days before
+    assert fever.get("alert_id") is None
+    assert cough["alert_id"] and cough["patient_message"] == "Please contact your care team today."
+    alerts = {a["id"]: a for a in clinician.get("/api/v1/alerts").get_json()["items"]}
+    assert alerts[cough["alert_id"]]["severity"] == "urgent"
+    assert alerts[sudden["alert_id"]]["severity"] == "urgent"
+    listed = patient.get(f"{BASE}/side-effects").get_json()["items"]
+    assert sorted(i["sudden"] for i in listed) == [False, False, True]
+
+
 def test_pneumothorax_tells_patient_to_seek_emergency_care(patient: Any) -> None:
     [r] = post_items(
         patient,

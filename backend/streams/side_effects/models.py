@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String, Text
+from sqlalchemy import String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.db import Base
@@ -21,4 +21,5 @@ class SideEffectReport(StreamRecord, Base):
     ctcae_grade: Mapped[int | None]
     temperature_c: Mapped[float | None]
     antibiotics_started: Mapped[bool] = mapped_column(default=False)
+    sudden: Mapped[bool] = mapped_column(default=False, server_default=false())
     free_text: Mapped[str | None] = mapped_column(Text)

@@ -14,6 +14,12 @@ class SideEffectItemSchema(StrictSchema):
     ctcae_grade = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=5))
     temperature_c = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=30, max=45))
     antibiotics_started = fields.Boolean(load_default=False)
+    sudden = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "It came on suddenly (breathlessness: possible pneumothorax, emergency advice)."
+        },
+    )
     free_text = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
 
 
@@ -26,6 +32,7 @@ class SideEffectOutSchema(StrictSchema):
     ctcae_grade = fields.Integer(allow_none=True)
     temperature_c = fields.Float(allow_none=True)
     antibiotics_started = fields.Boolean(required=True)
+    sudden = fields.Boolean(required=True)
     free_text = fields.String(allow_none=True)
     created_at = fields.AwareDateTime(required=True)
 
