@@ -53,6 +53,33 @@ WITHOUT_DATABASE = {"health.Health", "health.SideEffectTerms"}
 # Operations behind a rate limit (flask-limiter), which answer 429 with Retry-After.
 RATE_LIMITED = {"auth.Login", "auth.Refresh", "registration.Register"}
 
+
+def _links_to(operation_ids: list[str], **parameters: str) -> dict[str, Any]:
+    return {
+        op[0].upper() + op[1:]: {"operationId": op, "parameters": dict(parameters)} for op in operation_ids
+    }
+
+
+_ALERT_ACTIONS = ["getAlert", "acknowledgeAlert", "snoozeAlert", "resolveAlert"]
+# OpenAPI links: how the answer of one operation names what the next one reads, so
+# that clients (and the stateful fuzzing) can follow them.
+LINKS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
+    ("patients.Patients", "post"): {
+        "201": {
+            **_links_to(
+                ["getPatient", "updatePatient", "createInvite", "getTrend", "listPatientAlerts"],
+                pid="$response.body#/id",
+            ),
+            **_links_to(["getTeam"], team_id="$response.body#/care_team_id"),
+        }
+    },
+    ("patients.Patients", "get"): {"200": _links_to(["getPatient"], pid="$response.body#/items/0/id")},
+    ("alerts.Alerts", "get"): {"200": _links_to(_ALERT_ACTIONS, alert_id="$response.body#/items/0/id")},
+    ("alerts.PatientAlerts", "get"): {
+        "200": _links_to(_ALERT_ACTIONS, alert_id="$response.body#/items/0/id")
+    },
+}
+
 _VERBS = {"get": "get", "post": "create", "patch": "update", "put": "replace", "delete": "delete"}
 _COLLECTION_VERBS = {"get": "list", "post": "upload"}
 
@@ -97,6 +124,7 @@ class ContractPlugin(BasePlugin):
             if method not in _VERBS:
                 continue
             operation.setdefault("operationId", derive_operation_id(endpoint, method))
+            self._links(operation, endpoint, method)
             if operation.get("security") != []:
                 _error(operation, 401, "Missing, invalid or expired access token")
             if "requestBody" in operation:
@@ -114,6 +142,30 @@ class ContractPlugin(BasePlugin):
             for status, response in operation["responses"].items():
                 if str(status).isdigit() and int(status) >= 400 and isinstance(response, dict):
                     response.setdefault("content", {PROBLEM_JSON: {"schema": "Problem"}})
+
+
+    @staticmethod
+    def _links(operation: dict[str, Any], endpoint: str, method: str) -> None:
+        links = dict(LINKS.get((endpoint, method), {}))
+        if endpoint.endswith("Collection") and method == "post":
+            # A stream's upload answers the id of each stored record, in order.
+            item = endpoint.removesuffix("Collection") + "Item"
+            links["200"] = _links_to(
+                [derive_operation_id(item, "get"), derive_operation_id(item, "delete")],
+                pid="$request.path.pid",
+                record_id="$response.body#/results/0/id",
+            )
+        if endpoint.endswith("Collection") and method == "get":
+            item = endpoint.removesuffix("Collection") + "Item"
+            links["200"] = _links_to(
+                [derive_operation_id(item, "get"), derive_operation_id(item, "delete")],
+                pid="$request.path.pid",
+                record_id="$response.body#/items/0/id",
+            )
+        responses = operation["responses"]
+        for status, status_links in links.items():
+            key = int(status) if int(status) in responses else status
+            responses[key]["links"] = status_links
 
 
 class ProblemApi(Api):  # type: ignore[misc]

@@ -110,3 +110,32 @@ def test_rate_limited_operations_document_429(app: Flask) -> None:
             limited |= {(m, rule.rule.replace("<", "{").replace(">", "}")) for m in methods}
     documented = {(m, p) for m, p, o in _operations() if "429" in o["responses"]}
     assert limited == documented
+
+
+def test_register_documents_the_password_rule_it_enforces(client: Any) -> None:
+    from backend.auth.passwords import MIN_PASSWORD_LENGTH
+
+    spec = yaml.safe_load((REPO_ROOT / "openapi.yaml").read_text())
+    password = spec["components"]["schemas"]["Register"]["properties"]["password"]
+    assert password["minLength"] == MIN_PASSWORD_LENGTH
+    short = client.post(
+        "/api/v1/auth/register",
+        json={"invite_code": "x", "email": "a@example.org", "password": "p" * (MIN_PASSWORD_LENGTH - 1)},
+    )
+    assert short.status_code == 422
+    assert "password" in short.get_json()["errors"]["json"]
+
+
+def test_links_name_operations_and_parameters_that_exist() -> None:
+    spec = yaml.safe_load((REPO_ROOT / "openapi.yaml").read_text())
+    by_id = {o["operationId"]: (p, o) for _, p, o in _operations()}
+    count = 0
+    for method, path, operation in _operations():
+        for status, response in operation["responses"].items():
+            for name, link in (response.get("links") or {}).items():
+                target_path, target = by_id[link["operationId"]]
+                params = {p["name"] for p in spec["paths"][target_path].get("parameters", [])}
+                params |= {p["name"] for p in target.get("parameters", [])}
+                assert set(link["parameters"]) <= params, (method, path, status, name)
+                count += 1
+    assert count >= 20
