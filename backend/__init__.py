@@ -66,6 +66,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else str(uuid.uuid4())
         g.audit_context = REQUEST_CONTEXT.set((g.request_id, request.remote_addr))
 
+    from backend.auth import permissions
+
+    permissions.init_app(app)
+
     @app.teardown_request
     def _end_audit_context(_exc: BaseException | None) -> None:
         token = g.pop("audit_context", None)

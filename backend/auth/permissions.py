@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import g, request
+from flask import Flask, g, request
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
@@ -53,3 +53,33 @@ def require_clinician() -> Principal:
 
 def clinician_team_ids(session: Session, user_id: str) -> list[str]:
     return list(session.scalars(select(TeamMembership.team_id).where(TeamMembership.user_id == user_id)))
+
+
+def public_endpoints(app: Flask) -> set[str]:
+    """Endpoints whose every method is documented `security: []` (sign-in, health)."""
+    public = set()
+    for endpoint, view in app.view_functions.items():
+        view_class = getattr(view, "view_class", None)
+        if view_class is None:
+            continue
+        methods = [getattr(view_class, m.lower(), None) for m in view_class.methods or ()]
+        docs = [getattr(fn, "_apidoc", {}).get("manual_doc", {}) for fn in methods if fn is not None]
+        if docs and all(doc.get("security") == [] for doc in docs):
+            public.add(endpoint)
+    return public
+
+
+def init_app(app: Flask) -> None:
+    """Check the token before anything else of the request, so that a caller
+    without one gets 401 whatever the body or query (not a 422 that says what
+    the operation would accept)."""
+    public = public_endpoints(app)
+
+    @app.before_request
+    def _authenticate() -> None:
+        endpoint = request.endpoint
+        if endpoint is None or endpoint in public or request.method == "OPTIONS":
+            return
+        if not request.path.startswith("/api/"):
+            return
+        current_principal()

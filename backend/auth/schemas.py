@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
+from backend.auth.passwords import MIN_PASSWORD_LENGTH
 from backend.schemas import StrictSchema
 
 
@@ -13,7 +14,14 @@ class LoginSchema(StrictSchema):
 class RegisterSchema(StrictSchema):
     invite_code = fields.String(required=True, validate=validate.Length(min=1, max=64))
     email = fields.Email(required=True, validate=validate.Length(max=320))
-    password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=1024))
+    # The rule the account services enforce (`check_password_strength`), stated here
+    # so that the document and generated clients know it.
+    password = fields.String(
+        required=True,
+        load_only=True,
+        validate=validate.Length(min=MIN_PASSWORD_LENGTH, max=1024),
+        metadata={"description": f"At least {MIN_PASSWORD_LENGTH} characters, at most 1024."},
+    )
 
 
 class RefreshSchema(StrictSchema):

@@ -224,6 +224,7 @@ class PatientInvite(MethodView):
 @blp.route("/teams/<team_id>")
 class Team(MethodView):
     @blp.response(200, TeamSchema)
+    @blp.alt_response(403, description="Clinicians only")
     @blp.alt_response(404, description="No such team, or not yours")
     def get(self, team_id: str) -> dict[str, Any]:
         """A care team and its settings (rule thresholds, email options)"""
@@ -236,6 +237,7 @@ class Team(MethodView):
 
     @blp.arguments(TeamUpdateSchema)
     @blp.response(200, TeamSchema)
+    @blp.alt_response(403, description="Clinicians only")
     @blp.alt_response(404, description="No such team, or not yours")
     def patch(self, body: dict[str, Any], team_id: str) -> dict[str, Any]:
         """Change a care team's name or settings"""
