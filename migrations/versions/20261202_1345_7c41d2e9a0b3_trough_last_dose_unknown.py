@@ -1,7 +1,7 @@
 """troughs: flag a result whose last-dose time is unknown
 
 Revision ID: 7c41d2e9a0b3
-Revises: 2f5deb5a481b
+Revises: 7a3c9e21b4d0
 Create Date: 2026-12-02 13:45:00+00:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "7c41d2e9a0b3"
-down_revision: str | None = "2f5deb5a481b"
+down_revision: str | None = "7a3c9e21b4d0"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

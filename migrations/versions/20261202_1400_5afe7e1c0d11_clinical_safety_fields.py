@@ -1,7 +1,7 @@
 """Clinical safety fields: side-effect reports say whether it came on suddenly.
 
 Revision ID: 5afe7e1c0d11
-Revises: 2f5deb5a481b
+Revises: 7c41d2e9a0b3
 Create Date: 2026-12-02 14:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5afe7e1c0d11"
-down_revision: str | None = "2f5deb5a481b"
+down_revision: str | None = "7c41d2e9a0b3"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
