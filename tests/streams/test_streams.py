@@ -490,3 +490,43 @@ def test_future_or_before_birth_records_are_refused_per_item(patient: Any, setti
         ],
     )
     assert trough["status"] == "invalid" and "last_dose_at" in trough["errors"]
+
+
+def test_regimen_start_sets_treatment_status(patient: Any, clinician: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    def status() -> str:
+        got: str = clinician.get(f"/api/v1/patients/{patient.patient_id}").get_json()["treatment_status"]
+        return got
+
+    assert status() == "untreated"
+    now = datetime.now(UTC)
+    [start] = post_items(
+        patient,
+        "regimens",
+        [
+            {
+                "client_id": cid(),
+                "kind": "start",
+                "daily_dose_mg": 2.0,
+                "effective_at": (now - timedelta(days=9)).isoformat(),
+            }
+        ],
+    )
+    assert status() == "on_sirolimus"
+    [pause] = post_items(
+        patient,
+        "regimens",
+        [{"client_id": cid(), "kind": "interruption", "effective_at": (now - timedelta(days=2)).isoformat()}],
+    )
+    assert status() == "interrupted"
+    # a dose change does not change the status; deleting the interruption restores it
+    post_items(
+        patient,
+        "regimens",
+        [{"client_id": cid(), "kind": "dose_change", "daily_dose_mg": 1.0, "effective_at": now.isoformat()}],
+    )
+    assert status() == "interrupted"
+    assert patient.delete(f"{BASE}/regimens/{pause['id']}").status_code == 204
+    assert status() == "on_sirolimus"
+    assert start["status"] == "created"
