@@ -69,6 +69,10 @@ class Settings:
     # Per care team and hour; urgent alert emails are never held back by the cap.
     email_team_hourly_cap: int = 30
 
+    # --- ingest: a record dated more than this after the server's clock is refused
+    # (a phone clock a few minutes fast is tolerated; a date in the future is an error)
+    max_clock_skew_minutes: int = 5
+
     # --- alerts
     alert_renotify_hours: float = 4.0  # urgent alerts nobody acknowledged are emailed again
     alert_auto_resolve: bool = True  # resolve evaluation alerts once their condition clears

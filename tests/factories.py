@@ -114,5 +114,11 @@ def ingest(
     principal = principal or Principal(user_id=patient.user_id or "system", role="patient")
     prepared = [{"client_id": str(uuid.uuid4()), **item} for item in items]
     return ingest_batch(
-        session, spec=spec, patient=patient, principal=principal, items=prepared, now=now, settings=settings
+        session,
+        spec=spec,
+        patient=patient,
+        principal=principal,
+        items=prepared,
+        now=now,
+        settings=settings or Settings(),
     )

@@ -13,10 +13,11 @@ from statistics import NormalDist
 from zoneinfo import ZoneInfo
 
 from backend.clinical import rules
-from backend.clinical.gli import age_on, fev1_reference
+from backend.clinical.gli import ReferenceInputError, age_on, fev1_reference
 from backend.clinical.model import (
     AlertCandidate,
     Evaluation,
+    NumberLike,
     PatientFacts,
     PatientHistory,
     RegimenEvent,
@@ -85,12 +86,15 @@ def _percent_slope(
 ) -> float | None:
     """Slope of FEV1 % predicted per year: d(100 F/P)/dt = 100 (F'/P - F P'/P^2)."""
     a0, a1 = age_on(facts.date_of_birth, first), age_on(facts.date_of_birth, last)
-    r0 = fev1_reference(
-        sex_at_birth=facts.sex_at_birth, age_years=a0, height_cm=facts.height_cm, fev1_l=max(level_l, 0.1)
-    )
-    r1 = fev1_reference(
-        sex_at_birth=facts.sex_at_birth, age_years=a1, height_cm=facts.height_cm, fev1_l=max(level_l, 0.1)
-    )
+    try:
+        r0 = fev1_reference(
+            sex_at_birth=facts.sex_at_birth, age_years=a0, height_cm=facts.height_cm, fev1_l=max(level_l, 0.1)
+        )
+        r1 = fev1_reference(
+            sex_at_birth=facts.sex_at_birth, age_years=a1, height_cm=facts.height_cm, fev1_l=max(level_l, 0.1)
+        )
+    except ReferenceInputError:
+        return None
     if r0 is None or r1 is None:
         return None
     p = (r0.predicted_l + r1.predicted_l) / 2.0
@@ -179,15 +183,29 @@ def compute_trend(
         )
         if verdict(est2, thresholds) != "rapid_decline":
             v = "declining" if est.ci_high < 0 else "stable"
-    pct = None
+    pct = pct_lo = pct_hi = None
+    level_pct = None
     if est is not None and len(part) >= 2:
-        pct = _percent_slope(
-            facts,
-            est.slope_ml_per_year,
-            est.intercept_l,
-            day_to_date(int(part.day[0])),
-            day_to_date(int(part.day[-1])),
-        )
+        first_date, last_date = day_to_date(int(part.day[0])), day_to_date(int(part.day[-1]))
+        pct = _percent_slope(facts, est.slope_ml_per_year, est.intercept_l, first_date, last_date)
+        # the transform is linear and increasing in the slope: the interval maps over
+        pct_lo = _percent_slope(facts, est.ci_low, est.intercept_l, first_date, last_date)
+        pct_hi = _percent_slope(facts, est.ci_high, est.intercept_l, first_date, last_date)
+        try:
+            ref = fev1_reference(
+                sex_at_birth=facts.sex_at_birth,
+                age_years=age_on(facts.date_of_birth, last_date),
+                height_cm=facts.height_cm,
+                fev1_l=max(est.intercept_l, 0.1),
+            )
+        except ReferenceInputError:
+            ref = None
+        level_pct = None if ref is None else ref.percent_predicted
+    learning_end = (
+        None
+        if series.first_home_day is None
+        else day_to_date(series.first_home_day + thresholds.learning_days)
+    )
     segments: list[TrendSegment] = []
     effect = effect_lo = effect_hi = None
     if with_segments:
@@ -224,8 +242,36 @@ def compute_trend(
         treatment_effect_ci_high=effect_hi,
         latest_clinic_fev1_l=None if clinic is None else clinic.fev1_l,
         latest_clinic_at=None if clinic is None else clinic.measured_at,
+        learning_days=thresholds.learning_days,
+        learning_period_end=learning_end,
+        current_level_l=None if est is None else round(est.intercept_l, 3),
+        current_pct_predicted=level_pct,
+        slope_pct_pred_ci_low=None if pct_lo is None else round(pct_lo, 2),
+        slope_pct_pred_ci_high=None if pct_hi is None else round(pct_hi, 2),
     )
     return result, current
+
+
+def _treatment_context(
+    history: PatientHistory, as_of: datetime, thresholds: Thresholds
+) -> dict[str, NumberLike]:
+    """Trough and adherence beside an on-treatment decline."""
+    facts = history.facts
+    troughs = [t for t in history.troughs if t.drawn_at <= as_of]
+    latest = max(troughs, key=lambda t: (t.drawn_at, t.id), default=None)
+    since = as_of - timedelta(days=thresholds.missed_doses_window_days)
+    missed = sum(1 for d in history.doses if d.status == "missed" and since < d.taken_at <= as_of)
+    return {
+        "latest_trough_ng_ml": None if latest is None else latest.value_ng_ml,
+        "latest_trough_at": None if latest is None else latest.drawn_at.date().isoformat(),
+        "trough_target_low": facts.trough_target_low
+        if facts.trough_target_low is not None
+        else thresholds.trough_target_low,
+        "trough_target_high": facts.trough_target_high
+        if facts.trough_target_high is not None
+        else thresholds.trough_target_high,
+        "missed_doses": missed,
+    }
 
 
 def _fev1_alerts(
@@ -241,7 +287,12 @@ def _fev1_alerts(
     out: list[AlertCandidate] = []
     window = timedelta(days=thresholds.symptom_window_days)
     side = [s for s in history.side_effects if s.onset_at <= as_of]
-    decline = rules.rapid_fev1_decline(trend, thresholds, segment_key=segment.key)
+    decline = rules.rapid_fev1_decline(
+        trend,
+        thresholds,
+        segment_key=segment.key,
+        treatment_context=_treatment_context(history, as_of, thresholds),
+    )
     if decline is not None:
         swapped = rules.fev1_drop_with_symptoms(decline, side, as_of - window, as_of, thresholds)
         out.append(swapped or decline)

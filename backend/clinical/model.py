@@ -183,6 +183,15 @@ class TrendResult:
     treatment_effect_ci_high: float | None = None
     latest_clinic_fev1_l: float | None = None
     latest_clinic_at: datetime | None = None
+    # the first `learning_days` of home readings are left out (learning effect):
+    # readings before `learning_period_end` are not in the slope
+    learning_days: int = 0
+    learning_period_end: date | None = None
+    # fitted FEV1 at the latest reading and its GLI Global % predicted
+    current_level_l: float | None = None
+    current_pct_predicted: float | None = None
+    slope_pct_pred_ci_low: float | None = None
+    slope_pct_pred_ci_high: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from math import ceil
+from math import ceil, floor
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from backend.clinical import catalog
-from backend.clinical.gli import age_on, fev1_reference
+from backend.clinical.gli import ReferenceInputError, age_on, fev1_reference
 from backend.clinical.model import (
     AlertCandidate,
     DoseLog,
@@ -78,11 +78,23 @@ def _r(x: float | None, nd: int = 1) -> float | None:
     return None if x is None else round(float(x), nd)
 
 
+def shown_below(x: float, nd: int = 1) -> str:
+    """A value compared with a "<" threshold, for display: rounded down, so a value
+    below the limit never reads as the limit (69.96 % is "69.9 %", not "70 %")."""
+    scale = 10**nd
+    # the small epsilon keeps a value stored as 69.8999999 from showing as 69.8
+    return f"{floor(float(x) * scale + 1e-9) / scale:.{nd}f}"
+
+
 # ----------------------------------------------------------- rapid decline
 
 
 def rapid_fev1_decline(
-    trend: TrendResult, thresholds: Thresholds, *, segment_key: str
+    trend: TrendResult,
+    thresholds: Thresholds,
+    *,
+    segment_key: str,
+    treatment_context: dict[str, NumberLike] | None = None,
 ) -> AlertCandidate | None:
     """Home FEV1 slope <= -90 mL/yr with a statistically clear decline.
 
@@ -110,16 +122,36 @@ def rapid_fev1_decline(
         "window_start": None if trend.window_start is None else trend.window_start.isoformat(),
         "segment": segment_key,
     }
+    treated = segment_key.startswith("on_treatment")
+    basis = "the untreated rate of the ATS/JRS 2016 criterion" if treated else "ATS/JRS 2016"
     explanation = (
         f"Home FEV1 is falling by {-trend.slope_ml_per_year:.0f} mL/year "
         f"({level} % CI {-(trend.ci_high or 0):.0f} to {-(trend.ci_low or 0):.0f} mL/year decline) "
         f"over {trend.span_days:.0f} days ({trend.n_readings} reading days from "
         f"{trend.window_start}; {segment_key.replace('_', ' ')}). Threshold: decline of "
-        f"{-thresholds.rapid_decline_ml_per_year:.0f} mL/year or more (ATS/JRS 2016), with "
+        f"{-thresholds.rapid_decline_ml_per_year:.0f} mL/year or more ({basis}), with "
         f"the interval excluding a stable course. The interval allows for day-to-day "
         f"correlation of home readings (lag-1 r = {trend.lag1_autocorrelation or 0:.2f}, "
         f"effective n {trend.effective_n or 0:.0f})."
     )
+    if treated:
+        # on sirolimus the question is not whether to start but why it is not working
+        ctx = treatment_context or {}
+        numbers.update({f"context_{k}": v for k, v in ctx.items()})
+        explanation = "Continued decline on treatment. " + explanation
+        trough = ctx.get("latest_trough_ng_ml")
+        if trough is not None:
+            explanation += (
+                f" Latest sirolimus trough {trough} ng/mL on {ctx.get('latest_trough_at')} "
+                f"(target {ctx.get('trough_target_low')}-{ctx.get('trough_target_high')} ng/mL)."
+            )
+        else:
+            explanation += " No sirolimus trough on record."
+        explanation += (
+            f" {ctx.get('missed_doses', 0)} missed dose(s) logged in the last "
+            f"{thresholds.missed_doses_window_days} days. Check adherence and the trough level "
+            "before calling it progression."
+        )
     if trend.latest_clinic_fev1_l is not None and trend.latest_clinic_at is not None:
         explanation += (
             f" Latest clinic FEV1 {trend.latest_clinic_fev1_l:.2f} L on "
@@ -402,12 +434,15 @@ def fev1_below_start_criterion(
         source = f"clinic spirometry on {on.isoformat()}"
     else:
         return None
-    ref = fev1_reference(
-        sex_at_birth=facts.sex_at_birth,
-        age_years=age_on(facts.date_of_birth, on),
-        height_cm=facts.height_cm,
-        fev1_l=value,
-    )
+    try:
+        ref = fev1_reference(
+            sex_at_birth=facts.sex_at_birth,
+            age_years=age_on(facts.date_of_birth, on),
+            height_cm=facts.height_cm,
+            fev1_l=value,
+        )
+    except ReferenceInputError:
+        return None  # no % predicted for this profile (the readings say why)
     if ref is None or ref.percent_predicted >= thresholds.start_criterion_pct_predicted:
         return None
     return AlertCandidate(
@@ -423,9 +458,9 @@ def fev1_below_start_criterion(
             "source": source,
         },
         explanation=(
-            f"FEV1 {value:.2f} L is {ref.percent_predicted:.0f} % predicted (GLI Global, "
+            f"FEV1 {value:.2f} L is {shown_below(ref.percent_predicted)} % predicted (GLI Global, "
             f"predicted {ref.predicted_l:.2f} L; {source}) in a patient not on sirolimus. "
-            f"FEV1 < {thresholds.start_criterion_pct_predicted:.0f} % predicted is a "
+            f"FEV1 < {thresholds.start_criterion_pct_predicted:g} % predicted is a "
             f"treatment criterion (ATS/JRS 2016)."
         ),
         patient_message=None,

@@ -66,6 +66,31 @@ class TrendSchema(StrictSchema):
     treatment_effect_ci_high = fields.Float(allow_none=True)
     latest_clinic_fev1_l = fields.Float(allow_none=True)
     latest_clinic_at = fields.AwareDateTime(allow_none=True)
+    learning_days = fields.Integer(
+        required=True, metadata={"description": "Days of first home readings left out (learning effect)."}
+    )
+    learning_period_end = fields.Date(
+        allow_none=True, metadata={"description": "Home readings before this date are not in the trend."}
+    )
+    learning_period_note = fields.String(allow_none=True)
+    current_level_l = fields.Float(
+        allow_none=True, metadata={"description": "Fitted FEV1 at the latest reading."}
+    )
+    current_pct_predicted = fields.Float(
+        allow_none=True, metadata={"description": "GLI Global % predicted of the fitted current FEV1."}
+    )
+    slope_pct_pred_ci_low = fields.Float(allow_none=True)
+    slope_pct_pred_ci_high = fields.Float(allow_none=True)
+
+
+def _learning_note(trend: Any) -> str | None:
+    if trend.learning_period_end is None or trend.learning_days == 0:
+        return None
+    return (
+        f"The first {trend.learning_days} days of home readings (before "
+        f"{trend.learning_period_end.isoformat()}) are left out of the trend: results improve "
+        "while a patient learns the technique."
+    )
 
 
 class TroughScheduleItemSchema(StrictSchema):
@@ -118,7 +143,12 @@ class Trend(MethodView):
     def get(self, pid: str) -> dict[str, Any]:
         """FEV1 slope (mL/year, % predicted/year) with its confidence interval, before vs on treatment"""
         _, evaluation = _evaluate(pid, "trend.read")
-        return {"as_of": evaluation.as_of, **dataclasses.asdict(evaluation.trend)}
+        trend = evaluation.trend
+        return {
+            "as_of": evaluation.as_of,
+            **dataclasses.asdict(trend),
+            "learning_period_note": _learning_note(trend),
+        }
 
 
 @blp.route("/patients/<pid>/trough-schedule")

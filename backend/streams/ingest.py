@@ -82,6 +82,31 @@ def item_loader(schema_cls: type[Schema]) -> ItemLoader:
     return ItemLoader(schema_cls)
 
 
+def _check_dates(
+    spec: StreamSpec, data: dict[str, Any], patient: Patient, now: datetime, settings: Settings
+) -> None:
+    """A record dated after now (beyond `max_clock_skew_minutes` of clock skew) or
+    before the patient's date of birth is refused: it would enter trends, schedules
+    and alerts as a reading that cannot have happened."""
+    latest = now + timedelta(minutes=settings.max_clock_skew_minutes)
+    errors: dict[str, list[str]] = {}
+    for name in spec.time_fields:
+        moment = data.get(name)
+        if not isinstance(moment, datetime):
+            continue
+        if moment > latest:
+            errors[name] = [
+                f"Must not be in the future (server time {now.isoformat(timespec='seconds')}; "
+                f"{settings.max_clock_skew_minutes} minutes of clock skew allowed)."
+            ]
+        elif moment.date() < patient.date_of_birth:
+            errors[name] = [
+                f"Must not be before the patient's date of birth ({patient.date_of_birth.isoformat()})."
+            ]
+    if errors:
+        raise ValidationError(errors)
+
+
 def ingest_batch(
     session: Session,
     *,
@@ -103,6 +128,7 @@ def ingest_batch(
             if not isinstance(item, dict):
                 raise ValidationError({"_schema": ["Each item must be an object."]})
             data = loader.load(item)
+            _check_dates(spec, data, patient, now, settings)
         except ValidationError as exc:
             results.append(
                 {

@@ -261,3 +261,25 @@ def test_confirmation_window_option() -> None:
         ).trend.verdict
         == "rapid_decline"
     )
+
+
+def test_decline_on_treatment_is_continued_decline_with_trough_and_adherence() -> None:
+    readings = _declining(days=420)
+    start = RegimenEvent("g", START - timedelta(days=30), "start", 2.0, "sirolimus")
+    as_of = START + timedelta(days=419, hours=2)
+    trough = TroughResult("t", as_of - timedelta(days=20), 3.1)
+    missed = [DoseLog(f"d{i}", as_of - timedelta(days=i + 1), "missed") for i in range(4)]
+    h = PatientHistory(
+        facts(treatment_status="on_sirolimus"), readings, regimens=[start], troughs=[trough], doses=missed
+    )
+    ev = evaluate_patient(h, as_of=as_of, thresholds=T)
+    (c,) = [c for c in ev.candidates if c.rule == "rapid_fev1_decline"]
+    assert c.episode_key.startswith("rapid_fev1_decline:on_treatment")
+    assert c.explanation.startswith("Continued decline on treatment.")
+    assert "untreated rate of the ATS/JRS 2016 criterion" in c.explanation
+    assert f"Latest sirolimus trough 3.1 ng/mL on {trough.drawn_at.date().isoformat()}" in c.explanation
+    assert "4 missed dose(s)" in c.explanation
+    assert c.numbers["context_latest_trough_ng_ml"] == 3.1 and c.numbers["context_missed_doses"] == 4
+    untreated = evaluate_patient(PatientHistory(facts(), readings), as_of=as_of, thresholds=T)
+    (u,) = [c for c in untreated.candidates if c.rule == "rapid_fev1_decline"]
+    assert "Continued decline" not in u.explanation and "trough" not in u.explanation

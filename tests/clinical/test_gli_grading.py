@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from backend.clinical.gli import fev1_reference, fvc_reference
+from backend.clinical.gli import (
+    FEV1,
+    LLN_Z,
+    ReferenceInputError,
+    age_problem,
+    fev1_fvc_reference,
+    fev1_reference,
+    fvc_reference,
+    references,
+)
 from backend.clinical.grading import Blow, grade_session
 
 
@@ -29,9 +40,50 @@ def test_gli_global_male_40_175_fvc_percent() -> None:
     assert ref.percent_predicted == pytest.approx(95.77, abs=0.005)
 
 
-def test_gli_outside_age_range_gives_none() -> None:
-    assert fev1_reference(sex_at_birth="female", age_years=96.0, height_cm=160, fev1_l=2) is None
-    assert fev1_reference(sex_at_birth="female", age_years=2.0, height_cm=90, fev1_l=1) is None
+@pytest.mark.parametrize(
+    ("kw", "why"),
+    [
+        ({"age_years": 96.0}, "age 96.0 years is outside"),
+        ({"age_years": 2.0, "height_cm": 90}, "age 2.0 years is outside"),
+        ({"height_cm": 10.0}, "height 10 cm is outside"),
+        ({"height_cm": 1650.0}, "height 1650 cm is outside"),
+        ({"height_cm": float("nan")}, "height nan cm is outside"),
+        ({"sex_at_birth": "unknown"}, "sex at birth 'unknown'"),
+        ({"sex_at_birth": "Female"}, "sex at birth 'Female'"),
+    ],
+)
+def test_gli_inputs_out_of_range_are_errors(kw: dict[str, object], why: str) -> None:
+    args: dict[str, object] = {"sex_at_birth": "female", "age_years": 40.0, "height_cm": 165.0}
+    args.update(kw)
+    for fn, value in ((fev1_reference, "fev1_l"), (fvc_reference, "fvc_l")):
+        with pytest.raises(ReferenceInputError, match=re.escape(why)):
+            fn(**args, **{value: 2.0})  # type: ignore[arg-type]
+    with pytest.raises(ReferenceInputError, match=re.escape(why)):
+        fev1_fvc_reference(**args, fev1_fvc=0.7)  # type: ignore[arg-type]
+
+
+def test_gli_batch_refuses_unknown_sex_and_says_why_an_age_has_none() -> None:
+    with pytest.raises(ReferenceInputError):
+        references(FEV1, sex_at_birth="", height_cm=165, points=[(40.0, 2.5)])
+    with pytest.raises(ReferenceInputError):
+        references(FEV1, sex_at_birth="female", height_cm=10, points=[(40.0, 2.5)])
+    ok, old = references(FEV1, sex_at_birth="female", height_cm=165, points=[(40.0, 2.5), (96.0, 2.5)])
+    assert ok is not None and ok.percent_predicted == pytest.approx(84.31, abs=0.005)
+    assert old is None and age_problem(96.0) is not None and age_problem(40.0) is None
+
+
+def test_gli_global_fev1_fvc_ratio() -> None:
+    """GLI Global FEV1/FVC (Bowerman et al., AJRCCM 2023) through pyspiro's tables of
+    the published coefficients: female 40 y 165 cm predicted 0.828, LLN 0.719; male
+    40 y 175 cm predicted 0.815. Obstruction is a ratio below the LLN."""
+    f = fev1_fvc_reference(sex_at_birth="female", age_years=40.0, height_cm=165.0, fev1_fvc=0.70)
+    assert f is not None
+    assert f.predicted_l == pytest.approx(0.8281, abs=0.0001)
+    assert f.lln_l == pytest.approx(0.7189, abs=0.0002)
+    assert f.z_score < LLN_Z  # 0.70 < LLN: obstruction
+    m = fev1_fvc_reference(sex_at_birth="male", age_years=40.0, height_cm=175.0, fev1_fvc=0.80)
+    assert m is not None and m.predicted_l == pytest.approx(0.8150, abs=0.0001)
+    assert m.lln_l < 0.80 and m.z_score > LLN_Z
 
 
 def _acc(*fev1: float) -> list[Blow]:

@@ -175,6 +175,28 @@ def test_below_start_criterion_in_untreated_patient() -> None:
     assert rules.fev1_below_start_criterion(f, ok, None, now, T, treated=False) is None
 
 
+def test_start_criterion_display_never_rounds_up_to_the_limit() -> None:
+    """69.85 % predicted must not read "70 %" in a "< 70 %" alert."""
+    f = facts(date_of_birth=date(1985, 5, 20))  # 40 y on 2025-05-20, 165 cm: predicted 2.9652 L
+    now = local(2025, 5, 20, 20)
+    day = now.date().toordinal()
+    c = rules.fev1_below_start_criterion(
+        f, series([2.0712] * 10, first_day=day - 9), None, now, T, treated=False
+    )
+    assert c is not None
+    pct = c.numbers["percent_predicted"]
+    assert isinstance(pct, float) and 69.8 < pct < 69.9
+    assert "is 69.8 % predicted" in c.explanation
+    assert "70 % predicted (" not in c.explanation
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [(69.85, "69.8"), (69.96, "69.9"), (69.9, "69.9"), (70.0, "70.0"), (64.123, "64.1")]
+)
+def test_shown_below_rounds_down(value: float, shown: str) -> None:
+    assert rules.shown_below(value) == shown
+
+
 def test_below_start_criterion_falls_back_to_clinic() -> None:
     f = facts(date_of_birth=date(1985, 5, 20))
     now = local(2025, 5, 20, 20)

@@ -4,15 +4,24 @@ one-point path (the ingest benchmark relies on it; see BENCHMARKS.md)."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from backend.clinical import gli
 
 
-def _values(points: list[tuple[float, float]], sex: str) -> list[tuple[object, object]]:
+def _one(fn: Any, **kw: Any) -> object:
+    try:
+        return fn(**kw)
+    except gli.ReferenceInputError as exc:  # out of range: the same error either way
+        return str(exc)
+
+
+def _values(points: list[tuple[float, float]], sex: str) -> list[tuple[object, object, object]]:
     return [
         (
-            gli.fev1_reference(sex_at_birth=sex, age_years=a, height_cm=h, fev1_l=2.1),
-            gli.fvc_reference(sex_at_birth=sex, age_years=a, height_cm=h, fvc_l=2.9),
+            _one(gli.fev1_reference, sex_at_birth=sex, age_years=a, height_cm=h, fev1_l=2.1),
+            _one(gli.fvc_reference, sex_at_birth=sex, age_years=a, height_cm=h, fvc_l=2.9),
+            _one(gli.fev1_fvc_reference, sex_at_birth=sex, age_years=a, height_cm=h, fev1_fvc=0.72),
         )
         for a, h in points
     ]

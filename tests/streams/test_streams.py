@@ -52,6 +52,50 @@ def test_gli_global_values_of_domain_check_case(make_patient: Any, clinician: An
     assert got["fev1_fvc"] == pytest.approx(2.50 / 3.576, abs=0.001)
 
 
+def test_session_values_are_the_largest_acceptable_blows(make_patient: Any, clinician: Any) -> None:
+    pat = make_patient(clinician, date_of_birth="1986-03-02", height_cm=165.0, timezone="UTC")
+    blows = [
+        # the device reported this blow's 2.90 L although it was not acceptable
+        {"fev1_l": 2.90, "fvc_l": 3.30, "fev1_acceptable": False, "fvc_acceptable": False},
+        {"fev1_l": 2.50, "fvc_l": 3.576, "fev1_acceptable": True, "fvc_acceptable": True},
+        {"fev1_l": 2.45, "fvc_l": 3.60, "fev1_acceptable": True, "fvc_acceptable": True},
+    ]
+    [r] = post_items(
+        pat,
+        "spirometry",
+        [
+            {
+                "client_id": cid(),
+                "measured_at": "2026-03-02T09:00:00+00:00",
+                "fev1_l": 2.90,
+                "fvc_l": 3.30,
+                "fev1_fvc": 0.879,
+                "blows": blows,
+            }
+        ],
+    )
+    got = pat.get(f"{BASE}/spirometry/{r['id']}").get_json()
+    assert (got["reported_fev1_l"], got["reported_fvc_l"]) == (2.90, 3.30)
+    assert (got["fev1_l"], got["fvc_l"]) == (2.50, 3.60)  # largest acceptable of each
+    assert got["fev1_fvc"] == pytest.approx(2.50 / 3.60, abs=0.001)
+    assert got["fev1_pct_predicted"] == pytest.approx(84.31, abs=0.01)  # GLI from 2.50 L, not 2.90
+    assert got["gli_note"] is None
+    # FEV1/FVC against the GLI Global LLN (female 40 y 165 cm: predicted 0.828, LLN 0.719)
+    assert got["fev1_fvc_predicted"] == pytest.approx(0.8281, abs=0.0001)
+    assert got["fev1_fvc_lln"] == pytest.approx(0.7189, abs=0.0002)
+    assert got["fev1_fvc_below_lln"] is True  # 0.694 < 0.719: obstruction
+
+
+def test_no_reference_value_says_why(make_patient: Any, clinician: Any) -> None:
+    child = make_patient(clinician, date_of_birth="2024-01-01", height_cm=100.0, timezone="UTC")
+    [r] = post_items(
+        child, "spirometry", [{"client_id": cid(), "measured_at": "2026-03-02T09:00:00+00:00", "fev1_l": 1.0}]
+    )
+    got = child.get(f"{BASE}/spirometry/{r['id']}").get_json()
+    assert got["fev1_pct_predicted"] is None
+    assert "age 2.2 years is outside the GLI Global range 3-95 years" in got["gli_note"]
+
+
 def test_session_grade_from_blows(patient: Any) -> None:
     blows = [
         {"fev1_l": v, "fvc_l": v + 0.5, "fev1_acceptable": True, "fvc_acceptable": True}
@@ -290,6 +334,19 @@ def test_trend_and_trough_schedule_endpoints(patient: Any) -> None:
     assert trend["n_readings"] > 100
     assert trend["slope_ml_per_year"] == pytest.approx(-150, abs=25)
     assert trend["verdict"] == "rapid_decline"
+    # the learning period is stated, not silently dropped
+    first_day = (now - timedelta(days=298)).date()
+    assert trend["learning_days"] == 14
+    assert trend["learning_period_end"] == (first_day + timedelta(days=14)).isoformat()
+    assert "first 14 days" in trend["learning_period_note"]
+    assert trend["window_start"] >= trend["learning_period_end"]
+    # current level and an interval on the %-predicted slope
+    assert trend["current_level_l"] == pytest.approx(2.5, abs=0.05)
+    assert trend["current_pct_predicted"] == pytest.approx(100 * trend["current_level_l"] / 2.9, abs=8)
+    lo, mid, hi = (
+        trend[k] for k in ("slope_pct_pred_ci_low", "slope_pct_pred_per_year", "slope_pct_pred_ci_high")
+    )
+    assert lo < mid < hi < 0
     # Treatment started three days ago: the decline is now the "before" segment.
     post_items(
         patient,
@@ -485,3 +542,80 @@ def test_interacting_drug_start_and_stop_open_review_alerts(make_patient: Any, c
         ],
     )
     assert r.get("alert_id") is None
+
+
+def test_future_or_before_birth_records_are_refused_per_item(patient: Any, settings: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    skew = settings.max_clock_skew_minutes
+    tomorrow = (now + timedelta(days=1)).isoformat()
+    fast_clock = (now + timedelta(minutes=skew - 1)).isoformat()
+    ok, future, skewed, ancient = post_items(
+        patient,
+        "spirometry",
+        [
+            {"client_id": cid(), "measured_at": (now - timedelta(hours=1)).isoformat(), "fev1_l": 2.1},
+            {"client_id": cid(), "measured_at": tomorrow, "fev1_l": 2.2},
+            {"client_id": cid(), "measured_at": fast_clock, "fev1_l": 2.3},
+            {"client_id": cid(), "measured_at": "1901-01-01T08:00:00+00:00", "fev1_l": 2.4},
+        ],
+    )
+    assert (ok["status"], skewed["status"]) == ("created", "created")
+    assert future["status"] == "invalid" and "future" in future["errors"]["measured_at"][0]
+    assert ancient["status"] == "invalid" and "date of birth" in ancient["errors"]["measured_at"][0]
+    stored = patient.get(f"{BASE}/spirometry").get_json()["items"]
+    assert sorted(i["fev1_l"] for i in stored) == [2.1, 2.3]
+    [trough] = post_items(
+        patient,
+        "troughs",
+        [
+            {
+                "client_id": cid(),
+                "drawn_at": (now - timedelta(hours=2)).isoformat(),
+                "value_ng_ml": 8.0,
+                "last_dose_at": tomorrow,
+            }
+        ],
+    )
+    assert trough["status"] == "invalid" and "last_dose_at" in trough["errors"]
+
+
+def test_regimen_start_sets_treatment_status(patient: Any, clinician: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    def status() -> str:
+        got: str = clinician.get(f"/api/v1/patients/{patient.patient_id}").get_json()["treatment_status"]
+        return got
+
+    assert status() == "untreated"
+    now = datetime.now(UTC)
+    [start] = post_items(
+        patient,
+        "regimens",
+        [
+            {
+                "client_id": cid(),
+                "kind": "start",
+                "daily_dose_mg": 2.0,
+                "effective_at": (now - timedelta(days=9)).isoformat(),
+            }
+        ],
+    )
+    assert status() == "on_sirolimus"
+    [pause] = post_items(
+        patient,
+        "regimens",
+        [{"client_id": cid(), "kind": "interruption", "effective_at": (now - timedelta(days=2)).isoformat()}],
+    )
+    assert status() == "interrupted"
+    # a dose change does not change the status; deleting the interruption restores it
+    post_items(
+        patient,
+        "regimens",
+        [{"client_id": cid(), "kind": "dose_change", "daily_dose_mg": 1.0, "effective_at": now.isoformat()}],
+    )
+    assert status() == "interrupted"
+    assert patient.delete(f"{BASE}/regimens/{pause['id']}").status_code == 204
+    assert status() == "on_sirolimus"
+    assert start["status"] == "created"

@@ -18,8 +18,10 @@ class SpirometrySession(StreamRecord, Base):
 
     measured_at: Mapped[datetime]
     setting: Mapped[str] = mapped_column(String(8))  # home | clinic
-    fev1_l: Mapped[float]
+    fev1_l: Mapped[float]  # with blows: the largest acceptable blow (ATS/ERS 2019)
     fvc_l: Mapped[float | None]
+    reported_fev1_l: Mapped[float | None]  # the device's figures, as sent
+    reported_fvc_l: Mapped[float | None]
     fev1_fvc: Mapped[float | None]
     pef_l_s: Mapped[float | None]
     fef2575_l_s: Mapped[float | None]
@@ -38,3 +40,8 @@ class SpirometrySession(StreamRecord, Base):
     fvc_lln_l: Mapped[float | None]
     fvc_pct_predicted: Mapped[float | None]
     fvc_z: Mapped[float | None]
+    fev1_fvc_predicted: Mapped[float | None]
+    fev1_fvc_lln: Mapped[float | None]
+    fev1_fvc_z: Mapped[float | None]
+    fev1_fvc_below_lln: Mapped[bool | None]  # obstruction (GLI LLN, Stanojevic et al. 2022)
+    gli_note: Mapped[str | None] = mapped_column(String(200))  # why there is no reference value

@@ -54,9 +54,13 @@ class SpirometryOutSchema(StrictSchema):
     client_id = fields.String(required=True)
     measured_at = fields.AwareDateTime(required=True)
     setting = fields.String(required=True)
-    fev1_l = fields.Float(required=True)
+    fev1_l = fields.Float(
+        required=True, metadata={"description": "With blows: the largest acceptable FEV1 (ATS/ERS 2019)."}
+    )
     fvc_l = fields.Float(allow_none=True)
     fev1_fvc = fields.Float(allow_none=True)
+    reported_fev1_l = fields.Float(allow_none=True, metadata={"description": "The device's FEV1, as sent."})
+    reported_fvc_l = fields.Float(allow_none=True, metadata={"description": "The device's FVC, as sent."})
     pef_l_s = fields.Float(allow_none=True)
     fef2575_l_s = fields.Float(allow_none=True)
     device = fields.Dict(allow_none=True)
@@ -72,4 +76,13 @@ class SpirometryOutSchema(StrictSchema):
     fvc_lln_l = fields.Float(allow_none=True)
     fvc_pct_predicted = fields.Float(allow_none=True)
     fvc_z = fields.Float(allow_none=True)
+    fev1_fvc_predicted = fields.Float(allow_none=True)
+    fev1_fvc_lln = fields.Float(allow_none=True)
+    fev1_fvc_z = fields.Float(allow_none=True)
+    fev1_fvc_below_lln = fields.Boolean(
+        allow_none=True, metadata={"description": "FEV1/FVC below the GLI Global LLN: obstruction."}
+    )
+    gli_note = fields.String(
+        allow_none=True, metadata={"description": "Why there is no GLI reference value (age, height, sex)."}
+    )
     created_at = fields.AwareDateTime(required=True)
