@@ -44,7 +44,7 @@ from backend.clinical import model as cm
 from backend.config import Settings
 from backend.db import utcnow
 from backend.evaluation.loading import end_of_local_day, load_histories
-from backend.patients.models import Patient
+from backend.patients.models import CareTeam, Patient
 from backend.patients.services import thresholds_for
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,11 @@ def _evaluate_chunk(
             p.id: as_of if isinstance(as_of, datetime) else end_of_local_day(as_of, p.timezone)
             for p in patients
         }
+        # the chunk's care teams, held here so that `thresholds_for` (and the
+        # alert emails) find them in the session instead of reading each again
+        teams = list(
+            session.scalars(select(CareTeam).where(CareTeam.id.in_({p.care_team_id for p in patients})))
+        )
         thresholds = {p.id: thresholds_for(session, p) for p in patients}
         histories = load_histories(session, patients, as_of=moments, thresholds=thresholds)
         done: list[str] = []
@@ -156,6 +161,7 @@ def _evaluate_chunk(
             summary["patients"] += 1
             summary["opened"] += len(outcome.opened)
             summary["resolved"] += outcome.resolved
+        del teams
         if done and not replay:
             session.execute(
                 update(Patient)

@@ -237,3 +237,46 @@ def test_patient_sees_only_her_own_alerts_with_patient_fields(
 
     as_clinician = clinician.get(f"/api/v1/patients/{patient.patient_id}/alerts?status=open")
     assert "explanation" in as_clinician.get_json()["items"][0]
+
+
+def test_an_urgent_side_effect_goes_to_the_outbox_in_one_straight_line(
+    patient: Any, clinician: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The backend files on the call stack at the moment the outbox row is
+    written are the documented line (README, Layout), in order: the request
+    reaches the outbox without handing the row back to an earlier file."""
+    import traceback
+
+    import backend.notify.outbox as outbox
+    from backend.config import REPO_ROOT
+
+    real = outbox.bulk_insert
+    stacks: list[list[str]] = []
+
+    def spy(session: Any, table: Any, rows: Any, *args: Any, **kw: Any) -> Any:
+        if table.name == "outbox_messages":
+            files = [f.filename for f in traceback.extract_stack()[:-1]]
+            backend = str(REPO_ROOT / "backend") + "/"
+            line: list[str] = []
+            for name in files:
+                if name.startswith(backend) and (not line or line[-1] != name[len(backend) :]):
+                    line.append(name[len(backend) :])
+            stacks.append(line)
+        return real(session, table, rows, *args, **kw)
+
+    monkeypatch.setattr(outbox, "bulk_insert", spy)
+    resp = patient.post(
+        "/api/v1/patients/me/side-effects",
+        json=side_effect(term="dyspnea", severity="severe", temperature_c=38.6),
+    )
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["results"][0]["alert_id"]
+    assert stacks == [
+        [
+            "streams/routes.py",
+            "streams/ingest.py",
+            "alerts/on_ingest.py",
+            "alerts/services.py",
+            "notify/outbox.py",
+        ]
+    ]

@@ -420,16 +420,16 @@ def test_a_patient_whose_new_alerts_cannot_be_written_fails_alone(
         )
     bad = max(counts, key=lambda pid: (counts[pid], pid))  # a patient with new alerts
     _wipe_alerts(db_sessionmaker)
-    import backend.alerts.emails as emails
+    import backend.alerts.services as services
 
-    real = emails.alert_emails
+    real = services.alert_emails
 
     def failing(alert: Alert, **kw: Any) -> Any:
         if alert.patient_id == bad:
             raise RuntimeError("cannot render")
         return real(alert, **kw)
 
-    monkeypatch.setattr(emails, "alert_emails", failing)
+    monkeypatch.setattr(services, "alert_emails", failing)
     summary = evaluate_patients(db_sessionmaker, settings=settings, as_of=as_of, full=True)
     assert summary["errors"] == 1 and summary["patients"] == reference["patients"] - 1
     assert summary["opened"] == reference["opened"] - counts[bad]
