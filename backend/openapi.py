@@ -143,7 +143,6 @@ class ContractPlugin(BasePlugin):
                 if str(status).isdigit() and int(status) >= 400 and isinstance(response, dict):
                     response.setdefault("content", {PROBLEM_JSON: {"schema": "Problem"}})
 
-
     @staticmethod
     def _links(operation: dict[str, Any], endpoint: str, method: str) -> None:
         links = dict(LINKS.get((endpoint, method), {}))

@@ -190,7 +190,7 @@ def _change(alert_id: str, action: Any, **options: Any) -> dict[str, Any]:
 
 @blp.route("/alerts/<alert_id>/acknowledge")
 class AlertAcknowledge(MethodView):
-    @blp.arguments(AlertNoteSchema)
+    @blp.arguments(AlertNoteSchema, required=False)
     @blp.response(200, AlertDetailSchema)
     @blp.alt_response(403, description="Clinicians only")
     @blp.alt_response(404, description="No such alert, or not your team's")
@@ -220,7 +220,7 @@ class AlertSnooze(MethodView):
 
 @blp.route("/alerts/<alert_id>/resolve")
 class AlertResolve(MethodView):
-    @blp.arguments(AlertNoteSchema)
+    @blp.arguments(AlertNoteSchema, required=False)
     @blp.response(200, AlertDetailSchema)
     @blp.alt_response(403, description="Clinicians only")
     @blp.alt_response(404, description="No such alert, or not your team's")

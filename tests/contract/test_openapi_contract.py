@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from flask import Flask
 from openapi_spec_validator import validate
@@ -139,3 +140,18 @@ def test_links_name_operations_and_parameters_that_exist() -> None:
                 assert set(link["parameters"]) <= params, (method, path, status, name)
                 count += 1
     assert count >= 20
+
+
+@pytest.mark.parametrize("action", ["acknowledge", "resolve"])
+def test_an_alert_action_without_a_body_is_documented_as_accepted(
+    action: str, make_clinician: Any, make_patient: Any, db_sessionmaker: Any
+) -> None:
+    from tests.contract.test_fuzz_schemathesis import seed_alert
+
+    clinician = make_clinician()
+    patient = make_patient(clinician)
+    alert_id = seed_alert(db_sessionmaker, patient.patient_id, clinician.team_ids[0])
+    resp = clinician.client.post(f"/api/v1/alerts/{alert_id}/{action}", headers=clinician.headers)
+    assert resp.status_code == 200, resp.get_json()
+    spec = yaml.safe_load((REPO_ROOT / "openapi.yaml").read_text())
+    assert spec["paths"][f"/api/v1/alerts/{{alert_id}}/{action}"]["post"]["requestBody"]["required"] is False
