@@ -87,9 +87,9 @@ def seed_accounts(url: str, n_patients: int, *, tag: str = "") -> Seeded:
     with the password PASSWORD (one argon2 hash shared, to seed quickly)."""
     from backend.auth.models import User
     from backend.auth.passwords import hash_password
-    from tests.factories import add_patient
     from backend.db import make_engine, make_sessionmaker, session_scope
     from backend.patients.accounts import create_clinician, create_team
+    from tests.factories import add_patient
 
     tag = tag or secrets.token_hex(3)
     engine = make_engine(url)
