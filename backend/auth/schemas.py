@@ -2,26 +2,26 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from backend.schemas import StrictSchema
+from backend.schemas import StrictSchema, Text
 
 
 class LoginSchema(StrictSchema):
     email = fields.Email(required=True, validate=validate.Length(max=320))
-    password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=1024))
+    password = Text(required=True, load_only=True, validate=validate.Length(min=1, max=1024))
 
 
 class RegisterSchema(StrictSchema):
-    invite_code = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    invite_code = Text(required=True, validate=validate.Length(min=1, max=64))
     email = fields.Email(required=True, validate=validate.Length(max=320))
-    password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=1024))
+    password = Text(required=True, load_only=True, validate=validate.Length(min=1, max=1024))
 
 
 class RefreshSchema(StrictSchema):
-    refresh_token = fields.String(required=True, validate=validate.Length(min=1, max=4096))
+    refresh_token = Text(required=True, validate=validate.Length(min=1, max=4096))
 
 
 class TokenPairSchema(StrictSchema):
-    access_token = fields.String(required=True)
-    refresh_token = fields.String(required=True)
-    token_type = fields.String(required=True)
+    access_token = Text(required=True)
+    refresh_token = Text(required=True)
+    token_type = Text(required=True)
     expires_in = fields.Integer(required=True)

@@ -32,6 +32,7 @@ from backend.config import Settings
 from backend.db import new_id
 from backend.errors import NotFound, Unprocessable
 from backend.patients.models import Patient
+from backend.schemas import cursor_time
 from backend.streams.records import IngestContext, StreamSpec
 
 # ---------------------------------------------------------------- ingest
@@ -189,11 +190,9 @@ def list_records(
         stmt = stmt.where(time_col < until)
     if after is not None:
         try:
-            after_time = datetime.fromisoformat(str(after[0]))
-        except ValueError as exc:
+            after_time = cursor_time(after[0])
+        except ValidationError as exc:
             raise Unprocessable("The cursor is not valid.", errors={"cursor": ["Not valid."]}) from exc
-        if after_time.tzinfo is None:
-            raise Unprocessable("The cursor is not valid.", errors={"cursor": ["Not valid."]})
         stmt = stmt.where((time_col > after_time) | ((time_col == after_time) & (model.id > str(after[1]))))
     rows = list(session.scalars(stmt.order_by(time_col, model.id).limit(limit + 1)))
     if len(rows) > limit:
