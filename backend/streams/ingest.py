@@ -99,10 +99,14 @@ def ingest_batch(
         chunk = client_ids[start : start + 500]
         known.update(_known_ids(session, model, patient.id, chunk))
 
+    stored = dict(known)  # stored before this batch, not repeats inside it
     fresh: list[tuple[int, dict[str, Any]]] = []
+    replayed: list[int] = []
     for index, data in valid:
         if data["client_id"] in known:
             results[index].update(status="duplicate", id=known[data["client_id"]])
+            if data["client_id"] in stored:
+                replayed.append(index)
             continue
         data["id"] = new_id()
         known[data["client_id"]] = data["id"]  # a repeat inside the same batch is a duplicate
@@ -127,6 +131,17 @@ def ingest_batch(
             extras = spec.after_insert(ctx, rows)
             for index, data in fresh:
                 results[index].update(extras.get(data["id"], {}))
+    if replayed and spec.after_duplicate is not None:
+        ctx = IngestContext(session=session, patient=patient, principal=principal, now=now, settings=settings)
+        ids = [results[index]["id"] for index in replayed]
+        columns = model.__table__.columns
+        earlier = [
+            {c.key: getattr(row, c.key) for c in columns}
+            for row in session.scalars(select(model).where(model.id.in_(ids)))
+        ]
+        extras = spec.after_duplicate(ctx, earlier)
+        for index in replayed:
+            results[index].update(extras.get(results[index]["id"], {}))
     counts = {s: sum(1 for r in results if r["status"] == s) for s in ("created", "duplicate", "invalid")}
     record_audit(
         session,

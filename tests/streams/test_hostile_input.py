@@ -187,3 +187,34 @@ def test_property_hostile_values_in_any_field_never_break_a_batch(
         resp = patient.get(f"{API}/patients/me/{url}")
         assert resp.status_code == 200, resp.get_data(as_text=True)
         json.loads(resp.get_data(as_text=True), parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}"))
+
+
+@pytest.mark.parametrize(
+    ("stream", "report"),
+    [
+        ("events", {"kind": "pneumothorax", "occurred_at": "2026-05-01T08:00:00+02:00"}),
+        (
+            "side-effects",
+            {
+                "onset_at": "2026-05-01T08:00:00+00:00",
+                "term": "dyspnea",
+                "severity": "severe",
+                "temperature_c": 38.6,
+            },
+        ),
+    ],
+)
+def test_a_retried_urgent_report_answers_the_same_alert_and_advice(
+    patient: Any, clinician: Any, stream: str, report: dict[str, Any]
+) -> None:
+    sent = {"client_id": str(uuid.uuid4()), **report}
+    [first] = post_batch(patient, stream, [sent])
+    [again] = post_batch(patient, stream, [sent])
+    assert first["status"] == "created" and first["alert_id"] and first["patient_message"]
+    assert again["status"] == "duplicate"
+    assert (again["id"], again["alert_id"], again["patient_message"]) == (
+        first["id"],
+        first["alert_id"],
+        first["patient_message"],
+    )
+    assert len(clinician.get(f"{API}/alerts").get_json()["items"]) == 1
