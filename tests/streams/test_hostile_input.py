@@ -218,3 +218,14 @@ def test_a_retried_urgent_report_answers_the_same_alert_and_advice(
         first["patient_message"],
     )
     assert len(clinician.get(f"{API}/alerts").get_json()["items"]) == 1
+
+
+@pytest.mark.parametrize(
+    "override",
+    [{"trend_window_days": 10**12}, {"trend_window_days": 10**400}, {"fev1_plausible_max_l": 10**400}],
+)
+def test_an_implausible_rule_override_is_refused(clinician: Any, override: dict[str, Any]) -> None:
+    team = clinician.team_ids[0]
+    resp = clinician.patch(f"{API}/teams/{team}", json={"settings": {"rule_overrides": override}})
+    assert resp.status_code == 422, resp.get_data(as_text=True)
+    assert resp.mimetype == "application/problem+json"
