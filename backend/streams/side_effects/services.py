@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend.alerts.on_ingest import alert_on_insert
+from backend.alerts.on_ingest import alert_on_duplicate, alert_on_insert
 from backend.streams.records import StreamSpec
 from backend.streams.side_effects.models import SideEffectReport
 from backend.streams.side_effects.schemas import SideEffectItemSchema, SideEffectOutSchema
@@ -36,6 +36,7 @@ SPEC = StreamSpec(
     time_field="onset_at",
     time_fields=("onset_at",),
     after_insert=alert_on_insert(_to_clinical, _rule),
+    after_duplicate=alert_on_duplicate(_to_clinical, _rule),
     description="Terms from the catalog (GET /side-effect-terms). A report that needs the care "
     "team the same day raises an alert at once; its result carries `alert_id` and the "
     "`patient_message` the app shows.",
