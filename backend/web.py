@@ -4,9 +4,12 @@ the request, and the mapping of every error to problem+json."""
 from __future__ import annotations
 
 import logging
+import math
+import re
 from typing import Any
 
-from flask import Flask, Response, current_app, g, json
+from flask import Flask, Response, current_app, g, json, request
+from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Blueprint as SmorestBlueprint
 from marshmallow import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -38,7 +41,65 @@ def db() -> Session:
     return session
 
 
+# Nesting deeper than this is refused before the body is parsed: no request of
+# the API nests more than a few levels, and Python's parser would otherwise
+# exhaust its recursion limit on 50,000 open brackets.
+MAX_JSON_DEPTH = 32
+_JSON_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def _too_deep(text: str) -> bool:
+    depth = 0
+    for match in _JSON_BRACKETS.finditer(_JSON_STRINGS.sub("", text)):
+        depth += 1 if match.group() in "[{" else -1
+        if depth > MAX_JSON_DEPTH:
+            return True
+    return False
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every NaN or infinity replaced by null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """JSON as RFC 8259 has it, both ways: what the API answers never holds
+    NaN or Infinity (they become null), and a body nested deeper than
+    MAX_JSON_DEPTH is refused as malformed (400) before it is parsed."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        kwargs.setdefault("allow_nan", False)
+        return super().dumps(_finite(obj), **kwargs)
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        text = s.decode("utf-8") if isinstance(s, bytes) else s
+        if _too_deep(text):
+            raise ValueError(f"The JSON nests deeper than {MAX_JSON_DEPTH} levels.")
+        return super().loads(text, **kwargs)
+
+
+def _guard_request() -> Response | None:
+    """What no route can take, refused before any parsing: a NUL character in the
+    URL (no database stores one) and a JSON body nested deeper than MAX_JSON_DEPTH
+    (webargs parses bodies with the standard parser, which would recurse)."""
+    if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
+        return problem(400, "Bad Request", "The URL holds a NUL character.")
+    if request.is_json and _too_deep(request.get_data(cache=True).decode("utf-8", "replace")):
+        return problem(400, "Bad Request", f"The JSON nests deeper than {MAX_JSON_DEPTH} levels.")
+    return None
+
+
 def init_app(app: Flask) -> None:
+    app.json = StrictJSONProvider(app)
+    app.before_request(_guard_request)
+
     @app.teardown_appcontext
     def _close_session(_exc: BaseException | None) -> None:
         session = g.pop("db_session", None)

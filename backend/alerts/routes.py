@@ -3,7 +3,6 @@ own alerts."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from flask.views import MethodView
@@ -31,7 +30,7 @@ from backend.db import utcnow
 from backend.errors import NotFound, Unprocessable
 from backend.patients.access import load_patient_for
 from backend.patients.models import Patient
-from backend.schemas import decode_cursor, encode_cursor
+from backend.schemas import cursor_time, decode_cursor, encode_cursor
 from backend.web import Blueprint, db
 
 blp = Blueprint("alerts", __name__, url_prefix="/api/v1", description="Care-team alerts")
@@ -72,7 +71,7 @@ def _page(stmt: Select[Alert], args: dict[str, Any]) -> tuple[list[Alert], str |
     """Newest first, keyset-paged on (opened_at, id)."""
     try:
         after = decode_cursor(args["cursor"], 2)
-        at = datetime.fromisoformat(str(after[0])) if after else None
+        at = cursor_time(after[0]) if after else None
     except (ValidationError, ValueError):
         raise Unprocessable(
             "The cursor is not valid.", errors={"query": {"cursor": ["Not valid."]}}

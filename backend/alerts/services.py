@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from backend.alerts.emails import (
@@ -24,7 +24,6 @@ from backend.alerts.emails import (
 )
 from backend.alerts.models import Alert, AlertEvent
 from backend.audit import AuditEvent, audit_row
-from backend.bulk_insert import bulk_insert
 from backend.clinical.model import RULE_IDS, AlertCandidate
 from backend.config import Settings
 from backend.db import new_id, utcnow
@@ -254,13 +253,13 @@ def raise_alerts(
 
 def _insert_rows(session: Session, rows: Sequence[Any]) -> None:
     """INSERT new objects of one mapped class, all built alike (the same
-    attributes set), with `bulk_insert`; nothing reads them back, so they skip
+    attributes set), as one executemany `insert()`; nothing reads them back, so they skip
     the unit of work. Column defaults (ids, times) apply as in a flush."""
     if not rows:
         return
     table = cast(Table, type(rows[0]).__table__)
     keys = [c.key for c in table.columns if c.key in vars(rows[0])]
-    bulk_insert(session, table, [{k: vars(row)[k] for k in keys} for row in rows])
+    session.execute(insert(table), [{k: vars(row)[k] for k in keys} for row in rows])
 
 
 def new_alert(

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Flask, g, request
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.auth.models import TeamMembership, User
@@ -20,10 +20,6 @@ from backend.errors import Forbidden, Unauthorized
 from backend.web import db, settings
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-# Built once: every request runs them, and building costs more than running on SQLite.
-_ACCOUNT = select(User.role, User.is_active).where(User.id == bindparam("user_id"))
 
 
 def current_principal() -> Principal:
@@ -36,7 +32,7 @@ def current_principal() -> Principal:
         claims = decode_token(settings(), token.strip(), expected_typ=ACCESS_TYP)
         # Looked up on every request, so that a deactivated account stops at once
         # (two columns, not the whole account).
-        user = db().execute(_ACCOUNT, {"user_id": claims.subject}).one_or_none()
+        user = db().execute(select(User.role, User.is_active).where(User.id == claims.subject)).one_or_none()
         if user is None or not user.is_active or user.role != claims.role:
             raise Unauthorized("The token is not valid.", headers={"WWW-Authenticate": "Bearer"})
         principal = Principal(user_id=claims.subject, role=user.role)

@@ -7,7 +7,6 @@ can rotate: the first configured key signs, every configured key verifies.
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -67,34 +66,10 @@ def issue_token(
     return token, TokenClaims(user_id, role, typ, jti, family_id, exp)
 
 
-# Access tokens whose signature and claims were verified, by their exact text
-# and the keys, issuer and audience they were checked against. A phone sends
-# the same access token with every request for its lifetime; checking it once
-# per process saves the HMAC and the two JSON parses on the others. An entry is
-# used only while the token is unexpired (same leeway); the account is still
-# looked up on every request, so deactivation takes effect at once.
-_VERIFIED: dict[tuple[Any, ...], TokenClaims] = {}
-_VERIFIED_MAX = 10_000
 LEEWAY_SECONDS = 5
 
 
 def decode_token(settings: Settings, token: str, *, expected_typ: str) -> TokenClaims:
-    if expected_typ != ACCESS_TYP:
-        return _decode(settings, token, expected_typ=expected_typ)
-    key = (token, settings.jwt_issuer, settings.jwt_audience, tuple(settings.jwt_keys.items()))
-    hit = _VERIFIED.get(key)
-    if hit is not None:
-        if hit.expires_at.timestamp() + LEEWAY_SECONDS > time.time():
-            return hit
-        _VERIFIED.pop(key, None)
-    claims = _decode(settings, token, expected_typ=expected_typ)
-    if len(_VERIFIED) >= _VERIFIED_MAX:
-        _VERIFIED.clear()
-    _VERIFIED[key] = claims
-    return claims
-
-
-def _decode(settings: Settings, token: str, *, expected_typ: str) -> TokenClaims:
     try:
         header = jwt.get_unverified_header(token)
         key = settings.jwt_keys.get(str(header.get("kid")))

@@ -126,6 +126,11 @@ class Thresholds:
                 raise ValueError(f"{f.name} must be finite")
             if isinstance(value, int) and not isinstance(value, bool) and value < 0:
                 raise ValueError(f"{f.name} must not be negative")
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                default = float(f.default) if isinstance(f.default, int | float) else 0.0
+                ceiling = PLAUSIBLE_FACTOR * abs(default) if default else PLAUSIBLE_CEILING_IF_ZERO
+                if abs(value) > ceiling:
+                    raise ValueError(f"{f.name} must be at most {ceiling:g} (default {f.default})")
         if not 0.0 < self.acute_drop_fraction < 1.0:
             raise ValueError("acute_drop_fraction must be between 0 and 1")
         for name in ("trend_confidence", "rapid_decline_confidence"):
@@ -169,6 +174,15 @@ class Thresholds:
         return asdict(self)
 
 
+# No override may move a number further than this factor from its default
+# (days, hours, litres, fractions alike): a window of 10**12 days or a
+# 400-digit threshold is a typing error, and would overflow date arithmetic in
+# every evaluation of the team. A default of zero allows values up to the
+# ceiling below.
+PLAUSIBLE_FACTOR = 20
+PLAUSIBLE_CEILING_IF_ZERO = 100
+
+
 def _coerce(key: str, hint: Any, value: Any) -> Any:
     if hint is bool:
         if not isinstance(value, bool):
@@ -181,7 +195,10 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{key} must be a number")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError as exc:
+            raise ValueError(f"{key} is too large") from exc
     if hint is str:
         if not isinstance(value, str):
             raise ValueError(f"{key} must be a string")

@@ -7,7 +7,7 @@ that does not exist, so ids cannot be probed.
 
 from __future__ import annotations
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from backend.audit import record_audit
@@ -17,26 +17,19 @@ from backend.errors import NotFound
 from backend.patients.models import Patient
 
 
-def _patient_query(own: bool, me: bool, for_update: bool) -> Select[Patient]:
-    if own:  # a patient: her own record, by id or as "me"
-        stmt = select(Patient).where(Patient.user_id == bindparam("user_id"))
-        if not me:
-            stmt = stmt.where(Patient.id == bindparam("pid"))
+def _patient_query(principal: Principal, pid: str, *, for_update: bool) -> Select[Patient]:
+    if principal.role == "patient":  # her own record, by id or as "me"
+        stmt = select(Patient).where(Patient.user_id == principal.user_id)
+        if pid != "me":
+            stmt = stmt.where(Patient.id == pid)
     else:  # a clinician: a patient of one of her teams
         stmt = select(Patient).where(
-            Patient.id == bindparam("pid"),
+            Patient.id == pid,
             Patient.care_team_id.in_(
-                select(TeamMembership.team_id).where(TeamMembership.user_id == bindparam("user_id"))
+                select(TeamMembership.team_id).where(TeamMembership.user_id == principal.user_id)
             ),
         )
     return stmt.with_for_update() if for_update else stmt
-
-
-_PATIENT_QUERIES = {
-    (own, me, lock): _patient_query(own, me, lock)
-    for own, me in ((True, True), (True, False), (False, False))
-    for lock in (True, False)
-}  # a clinician has no "me"
 
 
 def load_patient_for(
@@ -45,8 +38,7 @@ def load_patient_for(
     """The patient `pid` if `principal` may reach her, else NotFound."""
     if principal.role != "patient" and pid == "me":
         raise NotFound("No such patient.")
-    stmt = _PATIENT_QUERIES[(principal.role == "patient", pid == "me", for_update)]
-    patient = session.scalars(stmt, {"user_id": principal.user_id, "pid": pid}).one_or_none()
+    patient = session.scalars(_patient_query(principal, pid, for_update=for_update)).one_or_none()
     if patient is None:
         # Refused attempts are part of the trail too; committed now, because the
         # request's transaction is rolled back with the error.

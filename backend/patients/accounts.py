@@ -7,7 +7,7 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from backend.audit import record_audit
@@ -71,6 +71,13 @@ def _hash_code(code: str) -> str:
 
 
 def new_invite_code(session: Session, *, patient: Patient, settings: Settings, now: datetime) -> str:
+    """A new code for `patient`; any earlier unused code of hers stops working."""
+    session.execute(
+        update(InviteCode)
+        .where(InviteCode.patient_id == patient.id, InviteCode.used_at.is_(None), InviteCode.expires_at > now)
+        .values(expires_at=now)
+        .execution_options(synchronize_session=False)
+    )
     raw = "".join(secrets.choice(INVITE_ALPHABET) for _ in range(12))
     session.add(
         InviteCode(

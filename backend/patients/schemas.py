@@ -7,7 +7,14 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
 from backend.clinical.catalog import LAM_TYPES, TREATMENT_STATUSES
-from backend.schemas import PageArgs, PageSchema, StrictSchema
+from backend.schemas import (
+    Number,
+    PageArgs,
+    PageSchema,
+    StrictSchema,
+    Text,
+    Whole,
+)
 
 _ZONES = frozenset(zoneinfo.available_timezones())
 
@@ -35,18 +42,18 @@ class TroughTargetMixin(StrictSchema):
 
 
 class PatientCreateSchema(TroughTargetMixin):
-    care_team_id = fields.String(required=True, validate=validate.Length(equal=36))
-    external_ref = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
-    sex_at_birth = fields.String(required=True, validate=validate.OneOf(["female", "male"]))
+    care_team_id = Text(required=True, validate=validate.Length(equal=36))
+    external_ref = Text(load_default=None, allow_none=True, validate=validate.Length(max=64))
+    sex_at_birth = Text(required=True, validate=validate.OneOf(["female", "male"]))
     date_of_birth = fields.Date(required=True)
-    height_cm = fields.Float(required=True, validate=validate.Range(min=100, max=230))
-    lam_type = fields.String(required=True, validate=validate.OneOf(LAM_TYPES))
-    timezone = fields.String(required=True, validate=_check_zone)
-    treatment_status = fields.String(load_default="untreated", validate=validate.OneOf(TREATMENT_STATUSES))
-    trough_target_low = fields.Float(load_default=5.0, validate=validate.Range(min=0.5, max=50))
-    trough_target_high = fields.Float(load_default=15.0, validate=validate.Range(min=0.5, max=50))
-    expected_sessions_per_week = fields.Integer(load_default=7, validate=validate.Range(min=1, max=21))
-    rule_overrides = fields.Dict(keys=fields.String(), load_default=dict, validate=_check_overrides)
+    height_cm = Number(required=True, validate=validate.Range(min=100, max=230))
+    lam_type = Text(required=True, validate=validate.OneOf(LAM_TYPES))
+    timezone = Text(required=True, validate=_check_zone)
+    treatment_status = Text(load_default="untreated", validate=validate.OneOf(TREATMENT_STATUSES))
+    trough_target_low = Number(load_default=5.0, validate=validate.Range(min=0.5, max=50))
+    trough_target_high = Number(load_default=15.0, validate=validate.Range(min=0.5, max=50))
+    expected_sessions_per_week = Whole(load_default=7, validate=validate.Range(min=1, max=21))
+    rule_overrides = fields.Dict(keys=Text(), load_default=dict, validate=_check_overrides)
 
     @validates("date_of_birth")
     def _dob(self, value: date, **_: Any) -> None:
@@ -56,15 +63,15 @@ class PatientCreateSchema(TroughTargetMixin):
 
 
 class PatientUpdateSchema(TroughTargetMixin):
-    external_ref = fields.String(allow_none=True, validate=validate.Length(max=64))
-    height_cm = fields.Float(validate=validate.Range(min=100, max=230))
-    lam_type = fields.String(validate=validate.OneOf(LAM_TYPES))
-    timezone = fields.String(validate=_check_zone)
-    treatment_status = fields.String(validate=validate.OneOf(TREATMENT_STATUSES))
-    trough_target_low = fields.Float(validate=validate.Range(min=0.5, max=50))
-    trough_target_high = fields.Float(validate=validate.Range(min=0.5, max=50))
-    expected_sessions_per_week = fields.Integer(validate=validate.Range(min=1, max=21))
-    rule_overrides = fields.Dict(keys=fields.String(), validate=_check_overrides)
+    external_ref = Text(allow_none=True, validate=validate.Length(max=64))
+    height_cm = Number(validate=validate.Range(min=100, max=230))
+    lam_type = Text(validate=validate.OneOf(LAM_TYPES))
+    timezone = Text(validate=_check_zone)
+    treatment_status = Text(validate=validate.OneOf(TREATMENT_STATUSES))
+    trough_target_low = Number(validate=validate.Range(min=0.5, max=50))
+    trough_target_high = Number(validate=validate.Range(min=0.5, max=50))
+    expected_sessions_per_week = Whole(validate=validate.Range(min=1, max=21))
+    rule_overrides = fields.Dict(keys=Text(), validate=_check_overrides)
 
 
 PATIENT_EDITABLE_BY_PATIENT = frozenset({"timezone"})
@@ -79,23 +86,23 @@ class OpenAlertCountsSchema(StrictSchema):
 class PatientSummarySchema(StrictSchema):
     open_alerts = fields.Nested(OpenAlertCountsSchema, required=True)
     last_session_at = fields.AwareDateTime(allow_none=True)
-    latest_fev1_l = fields.Float(allow_none=True)
-    latest_fev1_pct_predicted = fields.Float(allow_none=True)
+    latest_fev1_l = Number(allow_none=True)
+    latest_fev1_pct_predicted = Number(allow_none=True)
 
 
 class PatientSchema(StrictSchema):
-    id = fields.String(required=True)
-    care_team_id = fields.String(required=True)
-    external_ref = fields.String(allow_none=True)
+    id = Text(required=True)
+    care_team_id = Text(required=True)
+    external_ref = Text(allow_none=True)
     registered = fields.Boolean(required=True)
-    sex_at_birth = fields.String(required=True)
+    sex_at_birth = Text(required=True)
     date_of_birth = fields.Date(required=True)
-    height_cm = fields.Float(required=True)
-    lam_type = fields.String(required=True)
-    timezone = fields.String(required=True)
-    treatment_status = fields.String(required=True)
-    trough_target_low = fields.Float(required=True)
-    trough_target_high = fields.Float(required=True)
+    height_cm = Number(required=True)
+    lam_type = Text(required=True)
+    timezone = Text(required=True)
+    treatment_status = Text(required=True)
+    trough_target_low = Number(required=True)
+    trough_target_high = Number(required=True)
     expected_sessions_per_week = fields.Integer(required=True)
     rule_overrides = fields.Dict(required=True)
     created_at = fields.AwareDateTime(required=True)
@@ -103,12 +110,12 @@ class PatientSchema(StrictSchema):
 
 
 class PatientCreatedSchema(PatientSchema):
-    invite_code = fields.String(required=True)
+    invite_code = Text(required=True)
     invite_expires_at = fields.AwareDateTime(required=True)
 
 
 class InviteSchema(StrictSchema):
-    invite_code = fields.String(required=True)
+    invite_code = Text(required=True)
     invite_expires_at = fields.AwareDateTime(required=True)
 
 
@@ -117,13 +124,13 @@ class PatientPageSchema(PageSchema):
 
 
 class PatientListArgs(PageArgs):
-    care_team_id = fields.String(validate=validate.Length(equal=36))
+    care_team_id = Text(validate=validate.Length(equal=36))
 
 
 class TeamSettingsSchema(StrictSchema):
-    rule_overrides = fields.Dict(keys=fields.String(), validate=_check_overrides)
+    rule_overrides = fields.Dict(keys=Text(), validate=_check_overrides)
     email_include_details = fields.Boolean()
-    email_hourly_cap = fields.Integer(validate=validate.Range(min=1, max=10000))
+    email_hourly_cap = Whole(validate=validate.Range(min=1, max=10000))
     email_digest = fields.Boolean(metadata={"description": "Send the weekly digest"})
     email_patient_reminders = fields.Boolean(
         metadata={"description": "Email patients when a trough draw is due or overdue"}
@@ -131,17 +138,17 @@ class TeamSettingsSchema(StrictSchema):
 
 
 class TeamSchema(StrictSchema):
-    id = fields.String(required=True)
-    name = fields.String(required=True)
+    id = Text(required=True)
+    name = Text(required=True)
     settings = fields.Nested(TeamSettingsSchema, required=True)
 
 
 class TeamUpdateSchema(StrictSchema):
-    name = fields.String(validate=validate.Length(min=1, max=200))
+    name = Text(validate=validate.Length(min=1, max=200))
     settings = fields.Nested(TeamSettingsSchema)
 
 
 class RuleThresholdSchema(StrictSchema):
-    name = fields.String(required=True)
+    name = Text(required=True)
     default = fields.Raw(required=True, metadata={"description": "number, boolean, text or list"})
-    source = fields.String(required=True)
+    source = Text(required=True)

@@ -19,67 +19,42 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from functools import cache
-from typing import Any, cast
+from typing import Any
 
 from marshmallow import Schema, ValidationError
-from sqlalchemy import (
-    BindParameter,
-    Table,
-    bindparam,
-    select,
-    update,
-)
+from sqlalchemy import BindParameter, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from backend.audit import record_audit
 from backend.auth.principal import Principal
-from backend.bulk_insert import bulk_insert
 from backend.config import Settings
 from backend.db import new_id
 from backend.errors import NotFound, Unprocessable
 from backend.patients.models import Patient
-from backend.streams.item_loader import ItemLoader
+from backend.schemas import cursor_time
 from backend.streams.records import IngestContext, StreamSpec
 
 # ---------------------------------------------------------------- ingest
 
-# The client ids of a batch are sent as literal constants (they are validated
-# UUIDs), not as 500 bind parameters: PostgreSQL then evaluates the list with a
-# hash and plans with the real values. As parameters of a prepared statement the
-# list was compared one by one against every row of the patient whenever the
-# planner chose the (patient, time) index, which grew to 300 ms per batch for a
-# patient with 20,000 sessions.
-_KNOWN_IDS: BindParameter[str] = bindparam("client_ids", expanding=True, literal_execute=True)
-
-
-# Statements run by every upload are built once (building one costs more than
-# running it on SQLite); values are bound at execution.
-_KNOWN_IDS_QUERIES: dict[str, Any] = {}
-
-
-def _known_ids_query(model: Any) -> Any:
-    query = _KNOWN_IDS_QUERIES.get(model.__tablename__)
-    if query is None:
-        query = select(model.client_id, model.id).where(
-            model.patient_id == bindparam("patient_id"), model.client_id.in_(_KNOWN_IDS)
-        )
-        _KNOWN_IDS_QUERIES[model.__tablename__] = query
-    return query
-
-
-_PATIENTS = cast(Table, Patient.__table__)
-_ADVANCE_PATIENT = (
-    update(_PATIENTS)
-    .where(_PATIENTS.c.id == bindparam("patient_id"))
-    .values(change_seq=bindparam("change_seq"), data_changed_at=bindparam("now"), updated_at=bindparam("now"))
-)
-
 
 @cache
-def item_loader(schema_cls: type[Schema]) -> ItemLoader:
-    """One compiled loader per item schema, shared by every request."""
-    return ItemLoader(schema_cls)
+def item_schema(schema_cls: type[Schema]) -> Schema:
+    """One instance per item schema, shared by every request (a loaded schema
+    keeps no state between `load` calls)."""
+    return schema_cls()
+
+
+def _known_ids(session: Session, model: Any, patient_id: str, client_ids: list[str]) -> dict[str, str]:
+    # The client ids of a batch are sent as literal constants (they are validated
+    # UUIDs), not as 500 bind parameters: PostgreSQL then evaluates the list with a
+    # hash and plans with the real values. As parameters of a prepared statement the
+    # list was compared one by one against every row of the patient whenever the
+    # planner chose the (patient, time) index, which grew to 300 ms per batch for a
+    # patient with 20,000 sessions.
+    ids: BindParameter[str] = bindparam("client_ids", client_ids, expanding=True, literal_execute=True)
+    query = select(model.client_id, model.id).where(model.patient_id == patient_id, model.client_id.in_(ids))
+    return {str(c): str(i) for c, i in session.execute(query).all()}
 
 
 def _check_dates(
@@ -119,7 +94,7 @@ def ingest_batch(
 ) -> list[dict[str, Any]]:
     """Store new items, answer `duplicate` for known client ids, `invalid` for
     items that do not validate. The caller holds the patient's row lock."""
-    loader = item_loader(spec.item_schema)
+    schema = item_schema(spec.item_schema)
     results: list[dict[str, Any]] = []
     valid: list[tuple[int, dict[str, Any]]] = []
     for item in items:
@@ -127,7 +102,7 @@ def ingest_batch(
         try:
             if not isinstance(item, dict):
                 raise ValidationError({"_schema": ["Each item must be an object."]})
-            data = loader.load(item)
+            data = schema.load(item)
             _check_dates(spec, data, patient, now, settings)
         except ValidationError as exc:
             results.append(
@@ -148,14 +123,16 @@ def ingest_batch(
     known: dict[str, str] = {}
     for start in range(0, len(client_ids), 500):
         chunk = client_ids[start : start + 500]
-        known.update(
-            session.execute(_known_ids_query(model), {"patient_id": patient.id, "client_ids": chunk}).all()
-        )
+        known.update(_known_ids(session, model, patient.id, chunk))
 
+    stored = dict(known)  # stored before this batch, not repeats inside it
     fresh: list[tuple[int, dict[str, Any]]] = []
+    replayed: list[int] = []
     for index, data in valid:
         if data["client_id"] in known:
             results[index].update(status="duplicate", id=known[data["client_id"]])
+            if data["client_id"] in stored:
+                replayed.append(index)
             continue
         data["id"] = new_id()
         known[data["client_id"]] = data["id"]  # a repeat inside the same batch is a duplicate
@@ -175,11 +152,22 @@ def ingest_batch(
             seq += 1
             row.update(patient_id=patient.id, seq=seq, created_at=now, created_by=principal.user_id)
         _advance_patient(session, patient, seq=seq, now=now)
-        bulk_insert(session, model.__table__, rows)
+        session.execute(insert(model.__table__), rows)
         if spec.after_insert is not None:
             extras = spec.after_insert(ctx, rows)
             for index, data in fresh:
                 results[index].update(extras.get(data["id"], {}))
+    if replayed and spec.after_duplicate is not None:
+        ctx = IngestContext(session=session, patient=patient, principal=principal, now=now, settings=settings)
+        ids = [results[index]["id"] for index in replayed]
+        columns = model.__table__.columns
+        earlier = [
+            {c.key: getattr(row, c.key) for c in columns}
+            for row in session.scalars(select(model).where(model.id.in_(ids)))
+        ]
+        extras = spec.after_duplicate(ctx, earlier)
+        for index in replayed:
+            results[index].update(extras.get(results[index]["id"], {}))
     counts = {s: sum(1 for r in results if r["status"] == s) for s in ("created", "duplicate", "invalid")}
     record_audit(
         session,
@@ -198,7 +186,12 @@ def _advance_patient(session: Session, patient: Patient, *, seq: int, now: datet
     """Record the patient's new change sequence and data time: one UPDATE sent
     now, with the loaded row kept in step, instead of a unit-of-work flush (the
     patient is locked by this transaction, so nobody else changes these columns)."""
-    session.execute(_ADVANCE_PATIENT, {"patient_id": patient.id, "change_seq": seq, "now": now})
+    session.execute(
+        update(Patient)
+        .where(Patient.id == patient.id)
+        .values(change_seq=seq, data_changed_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
     for name, value in (("change_seq", seq), ("data_changed_at", now), ("updated_at", now)):
         set_committed_value(patient, name, value)
 
@@ -238,11 +231,9 @@ def list_records(
         stmt = stmt.where(time_col < until)
     if after is not None:
         try:
-            after_time = datetime.fromisoformat(str(after[0]))
-        except ValueError as exc:
+            after_time = cursor_time(after[0])
+        except ValidationError as exc:
             raise Unprocessable("The cursor is not valid.", errors={"cursor": ["Not valid."]}) from exc
-        if after_time.tzinfo is None:
-            raise Unprocessable("The cursor is not valid.", errors={"cursor": ["Not valid."]})
         stmt = stmt.where((time_col > after_time) | ((time_col == after_time) & (model.id > str(after[1]))))
     rows = list(session.scalars(stmt.order_by(time_col, model.id).limit(limit + 1)))
     if len(rows) > limit:

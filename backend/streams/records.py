@@ -75,5 +75,6 @@ class StreamSpec:
     prepare: PrepareHook | None = None
     after_insert: AfterHook | None = None  # e.g. event-driven alerts; extra result fields
     after_delete: AfterHook | None = None  # what depends on a row being gone (trough flags)
+    after_duplicate: AfterHook | None = None  # a replayed item answers what its first answer had
     description: str = ""
     extra_result_fields: tuple[str, ...] = field(default_factory=tuple)

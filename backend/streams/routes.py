@@ -13,7 +13,15 @@ from backend.auth.permissions import current_principal
 from backend.db import utcnow
 from backend.errors import Unprocessable
 from backend.patients.access import load_patient_for
-from backend.schemas import PageArgs, PageSchema, StrictSchema, decode_cursor, encode_cursor
+from backend.schemas import (
+    PageArgs,
+    PageSchema,
+    StrictSchema,
+    Text,
+    aware_datetime,
+    decode_cursor,
+    encode_cursor,
+)
 from backend.streams import ingest as streams
 from backend.streams.records import StreamSpec
 from backend.web import Blueprint, db, settings
@@ -40,12 +48,12 @@ class BatchAnswerSchema(StrictSchema):
 
 
 class WindowArgs(PageArgs):
-    since = fields.AwareDateTime(format="iso", load_default=None)
-    until = fields.AwareDateTime(format="iso", load_default=None)
+    since = aware_datetime(load_default=None)
+    until = aware_datetime(load_default=None)
 
 
 class ChangesArgs(StrictSchema):
-    cursor = fields.String(load_default=None, validate=validate.Length(max=40))
+    cursor = Text(load_default=None, validate=validate.Regexp(r"^[0-9]{1,18}$", error="Not valid."))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend.alerts.on_ingest import alert_on_insert
+from backend.alerts.on_ingest import alert_on_duplicate, alert_on_insert
 from backend.streams.events.models import LamEvent
 from backend.streams.events.schemas import LamEventItemSchema, LamEventOutSchema
 from backend.streams.records import StreamSpec
@@ -28,6 +28,7 @@ SPEC = StreamSpec(
     time_field="occurred_at",
     time_fields=("occurred_at",),
     after_insert=alert_on_insert(_to_clinical, _rule),
+    after_duplicate=alert_on_duplicate(_to_clinical, _rule),
     description="LAM events. A pneumothorax or chylothorax raises an urgent alert at once; the "
     "result carries `alert_id` and the `patient_message` the app shows.",
 )

@@ -5,7 +5,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from backend.alerts.on_ingest import InsertContext, alert_on_insert
+from backend.alerts.on_ingest import InsertContext, alert_on_duplicate, alert_on_insert
 from backend.patients.services import thresholds_for
 from backend.streams.records import StreamSpec
 from backend.streams.side_effects.models import SideEffectReport
@@ -70,6 +70,7 @@ SPEC = StreamSpec(
     time_field="onset_at",
     time_fields=("onset_at",),
     after_insert=alert_on_insert(_to_clinical, _rule, recent=_recent),
+    after_duplicate=alert_on_duplicate(_to_clinical, _rule, recent=_recent),
     description="Terms from the catalog (GET /side-effect-terms). A report that needs the care "
     "team the same day raises an alert at once; its result carries `alert_id` and the "
     "`patient_message` the app shows.",

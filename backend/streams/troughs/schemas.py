@@ -5,16 +5,16 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from backend.clinical.catalog import TROUGH_ASSAY_METHODS
-from backend.schemas import StrictSchema, aware_datetime
+from backend.schemas import Number, StrictSchema, Text, clinical_time
 
 
 class TroughItemSchema(StrictSchema):
     client_id = fields.UUID(required=True)
-    drawn_at = aware_datetime(required=True)
-    value_ng_ml = fields.Float(required=True, validate=validate.Range(min=0, max=200))
-    last_dose_at = aware_datetime(load_default=None, allow_none=True)
-    assay_method = fields.String(load_default="unknown", validate=validate.OneOf(TROUGH_ASSAY_METHODS))
-    lab_name = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    drawn_at = clinical_time(required=True)
+    value_ng_ml = Number(required=True, validate=validate.Range(min=0, max=200))
+    last_dose_at = clinical_time(load_default=None, allow_none=True)
+    assay_method = Text(load_default="unknown", validate=validate.OneOf(TROUGH_ASSAY_METHODS))
+    lab_name = Text(load_default=None, allow_none=True, validate=validate.Length(max=200))
 
     @validates_schema
     def _dose_before_draw(self, data: dict[str, Any], **_: Any) -> None:
@@ -24,15 +24,15 @@ class TroughItemSchema(StrictSchema):
 
 
 class TroughOutSchema(StrictSchema):
-    id = fields.String(required=True)
-    client_id = fields.String(required=True)
+    id = Text(required=True)
+    client_id = Text(required=True)
     drawn_at = fields.AwareDateTime(required=True)
-    value_ng_ml = fields.Float(required=True)
+    value_ng_ml = Number(required=True)
     last_dose_at = fields.AwareDateTime(allow_none=True)
-    assay_method = fields.String(required=True)
-    lab_name = fields.String(allow_none=True)
-    hours_since_last_dose = fields.Float(allow_none=True)
-    days_since_regimen_change = fields.Float(allow_none=True)
+    assay_method = Text(required=True)
+    lab_name = Text(allow_none=True)
+    hours_since_last_dose = Number(allow_none=True)
+    days_since_regimen_change = Number(allow_none=True)
     not_true_trough = fields.Boolean(required=True)
     before_steady_state = fields.Boolean(required=True)
     last_dose_unknown = fields.Boolean(
