@@ -30,12 +30,11 @@ from pathlib import Path
 from typing import Any, Required, TypedDict, Unpack, cast
 
 import jinja2
-from sqlalchemy import JSON, String, Table, and_, column, func, or_, select, table, update
+from sqlalchemy import JSON, String, Table, and_, column, func, insert, or_, select, table, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.bulk_insert import bulk_insert
 from backend.config import Settings
 from backend.db import utcnow
 from backend.notify.models import OutboxMessage
@@ -169,12 +168,12 @@ def queue_row(session: Session, row: OutboxMessage) -> bool:
 def queue_rows(session: Session, rows: Sequence[OutboxMessage]) -> None:
     """Add new rows (built alike by `outbox_row`, Message-IDs not queued before,
     e.g. those of alerts just opened) in the caller's transaction with one
-    batched INSERT (`bulk_insert`)."""
+    executemany `insert()`."""
     if not rows:
         return
     table = cast(Table, OutboxMessage.__table__)
     keys = [c.key for c in table.columns if c.key in vars(rows[0])]
-    bulk_insert(session, table, [{k: vars(row)[k] for k in keys} for row in rows])
+    session.execute(insert(table), [{k: vars(row)[k] for k in keys} for row in rows])
 
 
 def queue_email(session: Session, **fields: Unpack[OutboxFields]) -> bool:

@@ -250,10 +250,10 @@ def test_an_urgent_side_effect_goes_to_the_outbox_in_one_straight_line(
     import backend.notify.outbox as outbox
     from backend.config import REPO_ROOT
 
-    real = outbox.bulk_insert
+    real = outbox.insert
     stacks: list[list[str]] = []
 
-    def spy(session: Any, table: Any, rows: Any, *args: Any, **kw: Any) -> Any:
+    def spy(table: Any, *args: Any, **kw: Any) -> Any:
         if table.name == "outbox_messages":
             files = [f.filename for f in traceback.extract_stack()[:-1]]
             backend = str(REPO_ROOT / "backend") + "/"
@@ -262,9 +262,9 @@ def test_an_urgent_side_effect_goes_to_the_outbox_in_one_straight_line(
                 if name.startswith(backend) and (not line or line[-1] != name[len(backend) :]):
                     line.append(name[len(backend) :])
             stacks.append(line)
-        return real(session, table, rows, *args, **kw)
+        return real(table, *args, **kw)
 
-    monkeypatch.setattr(outbox, "bulk_insert", spy)
+    monkeypatch.setattr(outbox, "insert", spy)
     resp = patient.post(
         "/api/v1/patients/me/side-effects",
         json=side_effect(term="dyspnea", severity="severe", temperature_c=38.6),
