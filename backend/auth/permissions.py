@@ -13,7 +13,7 @@ from flask import Flask, g, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.auth.models import TeamMembership, User
+from backend.auth.models import RefreshToken, TeamMembership, User
 from backend.auth.principal import Principal
 from backend.auth.tokens import ACCESS_TYP, decode_token
 from backend.errors import Forbidden, Unauthorized
@@ -35,9 +35,19 @@ def current_principal() -> Principal:
         user = db().execute(select(User.role, User.is_active).where(User.id == claims.subject)).one_or_none()
         if user is None or not user.is_active or user.role != claims.role:
             raise Unauthorized("The token is not valid.", headers={"WWW-Authenticate": "Bearer"})
+        if claims.family_id is not None and family_revoked(db(), claims.family_id):
+            raise Unauthorized("The token is not valid.", headers={"WWW-Authenticate": "Bearer"})
         principal = Principal(user_id=claims.subject, role=user.role)
         g.principal = principal
     return principal
+
+
+def family_revoked(session: Session, family_id: str) -> bool:
+    """True once the login's token family was ended (logout, refresh reuse)."""
+    stmt = select(RefreshToken.jti).where(
+        RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_not(None)
+    )
+    return session.scalars(stmt.limit(1)).first() is not None
 
 
 def require_clinician() -> Principal:

@@ -40,6 +40,9 @@ def check_password_strength(password: str) -> None:
 def new_token_family(
     session: Session, *, settings: Settings, user: User, now: datetime, family_id: str | None = None
 ) -> TokenPair:
+    family_id = family_id or secrets.token_hex(16)
+    # The access token names its family, so that logout or a detected refresh
+    # reuse ends it at once, not when it expires.
     access, _ = issue_token(
         settings,
         user_id=user.id,
@@ -47,8 +50,8 @@ def new_token_family(
         typ=ACCESS_TYP,
         lifetime_seconds=settings.access_token_seconds,
         now=now,
+        family_id=family_id,
     )
-    family_id = family_id or secrets.token_hex(16)
     refresh, claims = issue_token(
         settings,
         user_id=user.id,

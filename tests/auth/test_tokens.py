@@ -197,12 +197,14 @@ def test_refresh_rotates_and_reuse_revokes_the_family(client: FlaskClient, patie
     assert_unauthorized(refresh(client, first))
     assert_unauthorized(refresh(client, third))
     assert_unauthorized(refresh(client, second["refresh_token"]))
+    assert_unauthorized(get_me(client, second["access_token"]))
 
     # Another sign-in of the same account is another family and still works.
     login = client.post(
         "/api/v1/auth/login", json={"email": patient.email, "password": "correct horse battery staple"}
     )
     assert login.status_code == 200
+    assert get_me(client, login.get_json()["access_token"]).status_code == 200
     assert refresh(client, login.get_json()["refresh_token"]).status_code == 200
 
 
@@ -216,6 +218,9 @@ def test_logout_revokes_the_refresh_token_and_its_successors(client: FlaskClient
     assert resp.status_code == 204, resp.get_data(as_text=True)
     assert_unauthorized(refresh(client, rotated["refresh_token"]))
     assert_unauthorized(refresh(client, patient.refresh_token))
+    # The access tokens of the ended login stop at once, not when they expire.
+    assert_unauthorized(get_me(client, rotated["access_token"]))
+    assert_unauthorized(get_me(client, patient.token))
 
 
 def test_logout_needs_an_access_token_and_ones_own_refresh_token(

@@ -129,6 +129,7 @@ def test_alert_email_is_delivered_once_per_clinician_without_patient_details(
             # No patient reference, birth date or measured values by default.
             for secret in ("MRN-778812", "1980", "38.7", "Dyspnea", patient_id):
                 assert secret not in body
+            assert "no patient details" in body
     assert {r.status for r in rows(db_sessionmaker)} == {"sent"}
     with db_sessionmaker() as session:
         stored = session.get(Alert, alert.id)
@@ -154,6 +155,12 @@ def test_team_may_opt_in_to_details(
     assert "MRN-778812" in text
     assert "38.7" in text
     assert "1980" not in text  # never a birth date
+    # The footer says what the message holds.
+    assert "no patient details" not in text
+    assert "contains the patient's reference and values" in text
+    html = got.message.get_body(("html",))
+    assert html is not None
+    assert "no patient details" not in html.get_content()
 
 
 def test_smtp_down_then_up_delivers_once_after_recovery(
