@@ -74,6 +74,8 @@ def _cases() -> dict[tuple[str, str], Case]:
         (f"{PREFIX}/patients/<pid>/reminders", "GET"): Case(owners=both),
         (f"{PREFIX}/patients/<pid>/trend", "GET"): Case(owners=both),
         (f"{PREFIX}/patients/<pid>/trough-schedule", "GET"): Case(owners=both),
+        (f"{PREFIX}/patients/<pid>/fhir", "GET"): Case(owners=both),
+        (f"{PREFIX}/teams/<team_id>/cohort-report", "GET"): Case(owners={"clin1": 200}, clinician_only=True),
         (f"{PREFIX}/alerts/<alert_id>", "GET"): Case(owners={"clin1": 200}, clinician_only=True),
         (f"{PREFIX}/alerts/<alert_id>/acknowledge", "POST"): Case(
             body=lambda: {"note": "on it"}, owners={"clin1": 200}, clinician_only=True
