@@ -56,6 +56,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     register_blueprints(api)
     web.init_errors(app)
+    from backend import webui
+
+    webui.init_app(app, settings)
 
     @app.before_request
     def _request_id() -> None:

@@ -27,6 +27,12 @@ class Settings:
     # the address this machine serves, http://127.0.0.1:PORT.
     public_base_url: str = ""
 
+    # --- the care team's web pages (backend/webui): the session cookie is Secure
+    # when `auto` and the public base URL is https, or when `true`; a signed-in
+    # page left alone this long signs out.
+    web_cookie_secure: str = "auto"  # auto | true | false
+    web_idle_minutes: int = 30
+
     # --- tokens (RFC 8725): HS256 keys by kid; the first kid signs, all verify.
     jwt_keys: dict[str, str] = field(default_factory=dict)
     jwt_issuer: str = "lamtrack"

@@ -13,5 +13,6 @@ from backend.streams.medication import models as medication_models  # noqa: F401
 from backend.streams.side_effects import models as side_effect_models  # noqa: F401
 from backend.streams.spirometry import models as spirometry_models  # noqa: F401
 from backend.streams.troughs import models as trough_models  # noqa: F401
+from backend.triage import models as triage_models  # noqa: F401
 
 metadata = Base.metadata

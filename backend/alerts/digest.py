@@ -74,7 +74,7 @@ def queue_team_digest(session: Session, *, team: CareTeam, settings: Settings, n
         counts=counts,
         items=items,
         more=max(0, len(open_alerts) - DIGEST_MAX_ITEMS),
-        alerts_link=f"{settings.public_base_url.rstrip('/')}/api/v1/alerts?status=open",
+        alerts_link=f"{settings.public_base_url.rstrip('/')}/patients",
     )
     subject = f"[LAMtrack] Weekly summary {week}: {counts['open_total']} open alerts"
     queued = 0

@@ -67,7 +67,8 @@ def team_clinicians(session: Session, team_id: str) -> list[User]:
 
 
 def alert_link(settings: Settings, alert_id: str) -> str:
-    return f"{settings.public_base_url.rstrip('/')}/api/v1/alerts/{alert_id}"
+    """The alert's page for the care team (backend/webui), where a browser signs in first."""
+    return f"{settings.public_base_url.rstrip('/')}/alerts/{alert_id}"
 
 
 def _format_number(value: Any) -> str:

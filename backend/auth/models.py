@@ -19,6 +19,23 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))  # clinician | patient
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Second factor of the web pages (RFC 6238 TOTP): the shared secret (base32),
+    # when it was confirmed, and the last time step accepted (no code is used twice).
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_enrolled_at: Mapped[datetime | None]
+    totp_last_step: Mapped[int | None]
+
+
+class RecoveryCode(Base):
+    """One-time code that stands in for the second factor when the phone is lost.
+    Only a hash is stored."""
+
+    __tablename__ = "recovery_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    used_at: Mapped[datetime | None]
 
 
 class TeamMembership(Base):

@@ -66,7 +66,10 @@ def new_token_family(
     return TokenPair(access, refresh, settings.access_token_seconds)
 
 
-def login(session: Session, *, settings: Settings, email: str, password: str, now: datetime) -> TokenPair:
+def check_credentials(session: Session, *, email: str, password: str, channel: str | None = None) -> User:
+    """The active account with this email and password, else Unauthorized (the same
+    answer for an unknown email and a wrong password). Audited either way;
+    `channel` says where the sign-in came from (None: the API)."""
     user = session.scalars(select(User).where(User.email == normalise_email(email))).one_or_none()
     ok = verify_password(user.password_hash if user else None, password)
     if user is None or not ok or not user.is_active:
@@ -76,11 +79,17 @@ def login(session: Session, *, settings: Settings, email: str, password: str, no
             actor_role=user.role if user else None,
             action="auth.login",
             outcome="denied",
+            detail=channel,
         )
         raise Unauthorized("The email or password is not correct.")
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-    record_audit(session, actor_id=user.id, actor_role=user.role, action="auth.login")
+    record_audit(session, actor_id=user.id, actor_role=user.role, action="auth.login", detail=channel)
+    return user
+
+
+def login(session: Session, *, settings: Settings, email: str, password: str, now: datetime) -> TokenPair:
+    user = check_credentials(session, email=email, password=password)
     return new_token_family(session, settings=settings, user=user, now=now)
 
 

@@ -78,9 +78,16 @@ def create_team(name: str) -> None:
 @main.command("create-clinician")
 @click.option("--team", "team_id", required=True, help="Care team id (from create-team).")
 @click.option("--email", required=True)
-def create_clinician(team_id: str, email: str) -> None:
+@click.option(
+    "--enrol-totp",
+    is_flag=True,
+    help="Also set up the web pages' second factor now: prints the otpauth:// URI and recovery codes "
+    "(otherwise the clinician enrols with a QR code at first sign-in).",
+)
+def create_clinician(team_id: str, email: str, enrol_totp: bool) -> None:
     """Create a clinician in a team (password from $LAMTRACK_PASSWORD or a prompt)."""
-    from backend.db import make_engine, make_sessionmaker, session_scope
+    from backend.auth import totp
+    from backend.db import make_engine, make_sessionmaker, session_scope, utcnow
     from backend.errors import APIError
     from backend.patients.accounts import create_clinician as create
 
@@ -91,9 +98,14 @@ def create_clinician(team_id: str, email: str) -> None:
         with session_scope(make_sessionmaker(make_engine(_settings().database_url))) as session:
             user = create(session, team_id=team_id, email=email, password=password)
             user_id = user.id
+            enrolment = totp.enrol_directly(session, user, now=utcnow()) if enrol_totp else None
+            uri = totp.provisioning_uri(enrolment[0], user.email) if enrolment else None
     except APIError as exc:
         raise click.ClickException(str(exc.detail or exc.title)) from exc
     click.echo(user_id)
+    if enrolment is not None:
+        click.echo(f"otpauth URI: {uri}")
+        click.echo("recovery codes (shown once): " + " ".join(enrolment[1]))
 
 
 @main.command("export-openapi")

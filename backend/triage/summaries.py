@@ -8,13 +8,16 @@ features that depend on it.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from backend.alerts.models import Alert
+from backend.streams.medication.models import SirolimusDose as D
 from backend.streams.spirometry.models import SpirometrySession as S
+from backend.triage.models import PatientReview
 
 
 def latest_sessions(session: Session, patient_ids: list[str]) -> dict[str, Any]:
@@ -65,3 +68,51 @@ def patient_summaries(session: Session, patient_ids: list[str]) -> dict[str, dic
         }
         for pid in patient_ids
     }
+
+
+TROUGH_RULES = ("trough_draw_due", "trough_draw_missed")
+ADHERENCE_DAYS = 30
+
+
+def triage_summaries(session: Session, patient_ids: list[str], *, now: datetime) -> dict[str, dict[str, Any]]:
+    """`patient_summaries` plus what the care team's triage list shows: dose
+    adherence over the last 30 days, whether a trough draw is due (an unresolved
+    trough alert) and when a clinician last marked the patient reviewed."""
+    out = patient_summaries(session, patient_ids)
+    if not patient_ids:
+        return out
+    since = now - timedelta(days=ADHERENCE_DAYS)
+    doses: dict[str, dict[str, int]] = {}
+    for pid, status, n in session.execute(
+        select(D.patient_id, D.status, func.count(D.id))
+        .where(D.patient_id.in_(patient_ids), D.deleted_at.is_(None), D.taken_at >= since, D.taken_at <= now)
+        .group_by(D.patient_id, D.status)
+    ).all():
+        doses.setdefault(pid, {})[status] = n
+    trough_due = set(
+        session.scalars(
+            select(Alert.patient_id).where(
+                Alert.patient_id.in_(patient_ids), Alert.rule.in_(TROUGH_RULES), Alert.status != "resolved"
+            )
+        )
+    )
+    reviewed = dict(
+        session.execute(
+            select(PatientReview.patient_id, func.max(PatientReview.reviewed_at))
+            .where(PatientReview.patient_id.in_(patient_ids))
+            .group_by(PatientReview.patient_id)
+        ).all()
+    )
+    for pid in patient_ids:
+        counts = doses.get(pid, {})
+        logged = counts.get("taken", 0) + counts.get("missed", 0)
+        out[pid]["adherence_pct"] = round(100.0 * counts.get("taken", 0) / logged) if logged else None
+        out[pid]["trough_due"] = pid in trough_due
+        out[pid]["last_reviewed_at"] = reviewed.get(pid)
+    return out
+
+
+def mark_reviewed(session: Session, *, patient_id: str, reviewer_id: str, now: datetime) -> PatientReview:
+    review = PatientReview(patient_id=patient_id, reviewer_id=reviewer_id, reviewed_at=now)
+    session.add(review)
+    return review

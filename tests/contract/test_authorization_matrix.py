@@ -348,3 +348,76 @@ def test_snapshot_sees_changes(world: dict[str, Side], db_sessionmaker: Any) -> 
             text("SELECT timezone FROM patients WHERE id = :id"), {"id": a.patient_id}
         ).scalar_one()
     assert tz == "Europe/Paris"
+
+
+# ---------------------------------------------------------------- web pages
+# The care team's web pages (backend/webui) take a session cookie, not a bearer
+# token: the other team's clinician signs in through the real forms (password,
+# then TOTP), anonymous callers are sent to sign-in, and patients cannot sign in.
+
+WEB_CASES: dict[tuple[str, str], dict[str, Any]] = {
+    ("/alerts/<alert_id>", "GET"): {"owner": 200},
+    ("/alerts/<alert_id>/<action>", "POST"): {
+        "owner": 302,
+        "action": "acknowledge",
+        "form": {"note": "on it"},
+    },
+    ("/patients/<pid>", "GET"): {"owner": 200},
+    ("/patients/<pid>/reviewed", "POST"): {"owner": 302, "form": {}},
+}
+
+
+def web_id_routes(app: Flask) -> set[tuple[str, str]]:
+    found = set()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith("webui.") and set(rule.arguments) & set(ID_ARGS):
+            for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
+                found.add((rule.rule, method))
+    return found
+
+
+def test_every_web_id_route_is_covered(app: Flask) -> None:
+    found = web_id_routes(app)
+    assert found, "no web page takes an id"
+    assert found == set(WEB_CASES), {"missing": found - set(WEB_CASES), "stale": set(WEB_CASES) - found}
+
+
+def _web_url(rule: str, side: Side, case: dict[str, Any]) -> str:
+    return (
+        rule.replace("<alert_id>", side.alert_id)
+        .replace("<pid>", side.patient_id)
+        .replace("<action>", case.get("action", ""))
+    )
+
+
+def test_web_matrix_other_team_gets_the_missing_id_page_and_nothing_changes(
+    app: Flask, world: dict[str, Side], db_sessionmaker: sessionmaker[Session]
+) -> None:
+    from tests.conftest import PASSWORD
+    from tests.webui.helpers import csrf_of, sign_in
+
+    a, b = world["a"], world["b"]
+    missing = Side(None, None, str(uuid.uuid4()), str(uuid.uuid4()), {}, str(uuid.uuid4()))
+    attacker, anon, owner = app.test_client(), app.test_client(), app.test_client()
+    clin2, clin1 = b.clinician, a.clinician
+    sign_in(attacker, db_sessionmaker, email=clin2.email, password=PASSWORD, user_id=clin2.user_id)
+    token = csrf_of(attacker.get("/patients").get_data(as_text=True))
+    before = snapshot(db_sessionmaker)
+    for (rule, method), case in sorted(WEB_CASES.items()):
+        data = {"csrf_token": token, **case["form"]} if method == "POST" else None
+        resp = attacker.open(_web_url(rule, a, case), method=method, data=data)
+        ghost = attacker.open(_web_url(rule, missing, case), method=method, data=data)
+        assert resp.status_code == 404 and ghost.status_code == 404, rule
+        assert resp.get_data() == ghost.get_data() and resp.mimetype == "text/html", rule
+        resp = anon.open(_web_url(rule, a, case), method=method, data=case.get("form"))
+        assert resp.status_code in (302, 400), rule  # to sign-in, or the form refused (no CSRF token)
+        if resp.status_code == 302:
+            assert "/sign-in" in resp.headers["Location"], rule
+    assert snapshot(db_sessionmaker) == before
+    # the positive control: her own team's clinician reaches the same URLs
+    sign_in(owner, db_sessionmaker, email=clin1.email, password=PASSWORD, user_id=clin1.user_id)
+    token = csrf_of(owner.get("/patients").get_data(as_text=True))
+    for (rule, method), case in sorted(WEB_CASES.items()):
+        data = {"csrf_token": token, **case["form"]} if method == "POST" else None
+        resp = owner.open(_web_url(rule, a, case), method=method, data=data)
+        assert resp.status_code == case["owner"], (rule, resp.get_data(as_text=True)[:300])

@@ -125,7 +125,7 @@ def test_alert_email_is_delivered_once_per_clinician_without_patient_details(
         assert set(parts) == {"text/plain", "text/html"}
         for body in parts.values():
             assert alert.id[:8].upper() in body
-            assert f"/api/v1/alerts/{alert.id}" in body
+            assert f"/alerts/{alert.id}" in body and "/api/v1/" not in body
             # No patient reference, birth date or measured values by default.
             for secret in ("MRN-778812", "1980", "38.7", "Dyspnea", patient_id):
                 assert secret not in body
