@@ -10,12 +10,10 @@ from flask import Response
 from flask.views import MethodView
 from marshmallow import fields, validate
 
-from backend.audit import record_audit
-from backend.auth.permissions import clinician_team_ids, require_clinician
+from backend.auth.permissions import require_clinician
 from backend.db import utcnow
-from backend.patients.services import get_team_for
-from backend.reports.cohort import CSV_COLUMNS, cohort_report, report_rows
-from backend.reports.loading import load_team_cohort
+from backend.reports.cohort import CSV_COLUMNS, report_rows
+from backend.reports.services import team_report
 from backend.schemas import StrictSchema
 from backend.web import Blueprint, db, settings
 
@@ -107,27 +105,33 @@ def build_report(team_id: str) -> dict[str, Any]:
     """The report of `team_id` for the calling clinician (404 if not her team), audited."""
     principal = require_clinician()
     session = db()
-    team = get_team_for(session, team_id=team_id, team_ids=clinician_team_ids(session, principal.user_id))
-    now = utcnow()
-    patients = load_team_cohort(session, team.id, as_of=now)
-    report = cohort_report(patients, min_cell=settings().report_min_cell_size)
-    record_audit(
+    report = team_report(
         session,
-        actor_id=principal.user_id,
-        actor_role=principal.role,
-        action="cohort_report.read",
-        resource_type="care_team",
-        resource_id=team.id,
+        principal=principal,
+        team_id=team_id,
+        min_cell=settings().report_min_cell_size,
+        now=utcnow(),
     )
     session.commit()
-    return {"team_id": team.id, "as_of": now, **report}
+    report.pop("team_name")
+    return report
 
 
 @blp.route("/teams/<team_id>/cohort-report")
 class CohortReport(MethodView):
     @blp.arguments(ReportArgsSchema, location="query")
     @blp.response(200, CohortReportSchema)
-    @blp.alt_response(200, description="The same report as CSV (`format=csv`)", content_type="text/csv")
+    @blp.doc(
+        responses={
+            "200": {
+                "description": "The report as JSON, or as CSV with `format=csv`",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/CohortReport"}},
+                    "text/csv": {"schema": {"type": "string"}},
+                },
+            }
+        }
+    )
     @blp.alt_response(403, description="Not a clinician")
     @blp.alt_response(404, description="No such team, or not yours")
     def get(self, args: dict[str, Any], team_id: str) -> Any:

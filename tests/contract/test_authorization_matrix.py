@@ -364,6 +364,7 @@ WEB_CASES: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("/patients/<pid>", "GET"): {"owner": 200},
     ("/patients/<pid>/reviewed", "POST"): {"owner": 302, "form": {}},
+    ("/teams/<team_id>/cohort-report", "GET"): {"owner": 200},
 }
 
 
@@ -386,6 +387,7 @@ def _web_url(rule: str, side: Side, case: dict[str, Any]) -> str:
     return (
         rule.replace("<alert_id>", side.alert_id)
         .replace("<pid>", side.patient_id)
+        .replace("<team_id>", side.team_id)
         .replace("<action>", case.get("action", ""))
     )
 
