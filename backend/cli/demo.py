@@ -298,6 +298,10 @@ def run_demo(
     echo(f"  curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/alerts?severity=urgent'")
     echo(f"  curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/patients'")
     echo(
+        f"  curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/teams/{team_id}/cohort-report'"
+        "  # cohort report of simulated data"
+    )
+    echo(
         f'  curl -s -X POST -H "Authorization: Bearer $TOKEN" -H \'Content-Type: '
         f'application/json\' -d \'{{"note": "called her"}}\' {base}/alerts/ALERT_ID/acknowledge'
     )
