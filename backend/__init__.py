@@ -91,9 +91,11 @@ def register_blueprints(api: Any) -> None:
     from backend.alerts.routes import blp as alerts_blp
     from backend.auth.routes import blp as auth_blp
     from backend.evaluation import routes as trends
+    from backend.fhir.routes import blp as fhir_blp
     from backend.patients.routes import blp as patients_blp
     from backend.patients.routes import registration
     from backend.reminders.routes import blp as reminders_blp
+    from backend.reports.routes import blp as reports_blp
     from backend.streams import routes as stream_routes
 
     for name, schema in stream_routes.ITEM_SCHEMAS:
@@ -107,3 +109,5 @@ def register_blueprints(api: Any) -> None:
     api.register_blueprint(trends.blp)
     api.register_blueprint(alerts_blp)
     api.register_blueprint(reminders_blp)
+    api.register_blueprint(reports_blp)
+    api.register_blueprint(fhir_blp)

@@ -47,6 +47,8 @@ class Settings:
     login_rate_limit: str = "10 per minute"
     # "memory://" for one process; "redis://127.0.0.1:6379/0" shared by several workers.
     rate_limit_storage_url: str = "memory://"
+    # Cohort reports: a group of fewer patients than this is shown without numbers.
+    report_min_cell_size: int = 5
 
     # --- email
     email_backend: str = "file"  # file | smtp | console

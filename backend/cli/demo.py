@@ -65,10 +65,24 @@ def _demo_cohort(n: int, start: datetime, days: int, seed: int) -> list[dict[str
     """
     from backend.clinical.simulation import simulate_cohort
 
-    simulated = simulate_cohort(n_patients=n, days=days, start=start.date(), seed=seed, acute_drop_p=1 / 7)
+    # A year of history before the replayed weeks, so that treatment starts have
+    # readings before and after them (the cohort report's slopes).
+    history_start = start - timedelta(days=REPORT_HISTORY_DAYS)
+    simulated = simulate_cohort(
+        n_patients=n,
+        days=days + REPORT_HISTORY_DAYS,
+        start=history_start.date(),
+        seed=seed,
+        acute_drop_p=1 / 7,
+        treatment_start_p=TREATED_FRACTION,
+    )
     cohort: list[dict[str, Any]] = []
+    treated_index = 0
     for i, sim in enumerate(simulated):
         h, facts = sim.history, sim.history.facts
+        if h.regimens:
+            h = _spread_for_report(h, treated_index)
+            treated_index += 1
         items: dict[str, list[dict[str, Any]]] = {
             "spirometry": [
                 {
@@ -125,9 +139,68 @@ def _demo_cohort(n: int, start: datetime, days: int, seed: int) -> list[dict[str
                 "lam_type": facts.lam_type,
                 "expected_sessions_per_week": facts.expected_sessions_per_week,
                 "items": items,
+                "profile": _report_profile(facts.date_of_birth, h, i),
             }
         )
     return cohort
+
+
+# The demo's cohort report shows every group: most patients start sirolimus
+# during the simulated year, treated patients cycle through the four trough bands
+# (dose and level scaled together, as the level follows the dose) and
+# alternately start below and above 70 % predicted FEV1. Simulated data only.
+REPORT_HISTORY_DAYS = 365
+TREATED_FRACTION = 0.85
+BAND_SCALES = (0.4, 1.0, 1.4, 2.0)  # ~ < 5, 5-10, 10-15, > 15 ng/mL from ~9 ng/mL
+START_PCT_TARGETS = (58.0, 85.0)
+
+
+def _spread_for_report(h: Any, k: int) -> Any:
+    """Her simulated course with dose and levels scaled into band k % 4 and
+    FEV1 scaled so that she starts at about 58 or 85 % predicted."""
+    from dataclasses import replace
+
+    from backend.clinical.gli import age_on, fev1_reference
+
+    scale = BAND_SCALES[k % len(BAND_SCALES)]
+
+    def dose(mg: float | None) -> float | None:
+        return None if mg is None else max(0.5, round(mg * scale * 2) / 2)
+
+    regimens = tuple(replace(g, daily_dose_mg=dose(g.daily_dose_mg)) for g in h.regimens)
+    doses = tuple(replace(d, dose_mg=dose(d.dose_mg)) for d in h.doses)
+    troughs = tuple(replace(t, value_ng_ml=t.value_ng_ml * scale) for t in h.troughs)
+    start = h.regimens[0].effective_at
+    before = [r for r in h.readings if r.measured_at <= start] or list(h.readings)
+    fev1 = sum(r.fev1_l for r in before[-10:]) / len(before[-10:])
+    facts = h.facts
+    ref = fev1_reference(
+        sex_at_birth=facts.sex_at_birth,
+        age_years=age_on(facts.date_of_birth, start.date()),
+        height_cm=facts.height_cm,
+        fev1_l=fev1,
+    )
+    factor = 1.0
+    if ref is not None and ref.percent_predicted:
+        factor = START_PCT_TARGETS[(k // len(BAND_SCALES)) % 2 ^ k % 2] / ref.percent_predicted
+    readings = tuple(
+        replace(r, fev1_l=r.fev1_l * factor, fvc_l=r.fvc_l * factor if r.fvc_l else r.fvc_l)
+        for r in h.readings
+    )
+    return replace(h, regimens=regimens, doses=doses, troughs=troughs, readings=readings)
+
+
+def _report_profile(date_of_birth: Any, h: Any, i: int) -> dict[str, Any]:
+    """Menopausal status and diagnosis date, for profiles that have the fields."""
+    profile: dict[str, Any] = {}
+    last = h.readings[-1].measured_at.date() if h.readings else date_of_birth
+    anchor = h.regimens[0].effective_at.date() if h.regimens else last
+    if hasattr(Patient, "menopausal_status"):
+        age = (anchor - date_of_birth).days / 365.25
+        profile["menopausal_status"] = "postmenopausal" if age >= 50 else "premenopausal"
+    if hasattr(Patient, "diagnosis_date"):
+        profile["diagnosis_date"] = anchor - timedelta(days=int(365.25 * (0.5 + (i * 37 % 80) / 10)))
+    return profile
 
 
 def _time_of(stream: str, item: dict[str, Any]) -> datetime:
@@ -145,7 +218,7 @@ def _time_of(stream: str, item: dict[str, Any]) -> datetime:
 def run_demo(
     settings: Settings,
     *,
-    n_patients: int = 20,
+    n_patients: int = 32,
     weeks: int = 16,
     seed: int = 7,
     echo: Callable[[str], None] = print,
@@ -225,6 +298,10 @@ def run_demo(
     echo(f"  curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/alerts?severity=urgent'")
     echo(f"  curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/patients'")
     echo(
+        f"  curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/teams/{team_id}/cohort-report'"
+        "  # cohort report of simulated data"
+    )
+    echo(
         f'  curl -s -X POST -H "Authorization: Bearer $TOKEN" -H \'Content-Type: '
         f'application/json\' -d \'{{"note": "called her"}}\' {base}/alerts/ALERT_ID/acknowledge'
     )
@@ -268,6 +345,7 @@ def _seed(
                 "lam_type": entry["lam_type"],
                 "treatment_status": "on_sirolimus" if entry["treated"] else "untreated",
                 "expected_sessions_per_week": entry["expected_sessions_per_week"],
+                **entry.get("profile", {}),
                 "created_at": start,
             }
             patient, code = create_patient(

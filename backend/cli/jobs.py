@@ -126,7 +126,7 @@ def register(group: click.Group) -> None:
         click.echo(json.dumps(summary))
 
     @group.command()
-    @click.option("--patients", "n_patients", default=20, show_default=True)
+    @click.option("--patients", "n_patients", default=32, show_default=True)
     @click.option(
         "--weeks", default=30, show_default=True, help="How many weeks of weekly evaluation to replay."
     )

@@ -51,6 +51,7 @@ def init_app(app: Flask, settings: Settings) -> None:
         WTF_CSRF_SSL_STRICT=True,
     )
     csrf.init_app(app)
+    from backend.webui import report_page  # noqa: F401 (its pages join the blueprint)
     from backend.webui.routes import blp
 
     app.register_blueprint(blp)

@@ -74,6 +74,8 @@ def _cases() -> dict[tuple[str, str], Case]:
         (f"{PREFIX}/patients/<pid>/reminders", "GET"): Case(owners=both),
         (f"{PREFIX}/patients/<pid>/trend", "GET"): Case(owners=both),
         (f"{PREFIX}/patients/<pid>/trough-schedule", "GET"): Case(owners=both),
+        (f"{PREFIX}/patients/<pid>/fhir", "GET"): Case(owners=both),
+        (f"{PREFIX}/teams/<team_id>/cohort-report", "GET"): Case(owners={"clin1": 200}, clinician_only=True),
         (f"{PREFIX}/alerts/<alert_id>", "GET"): Case(owners={"clin1": 200}, clinician_only=True),
         (f"{PREFIX}/alerts/<alert_id>/acknowledge", "POST"): Case(
             body=lambda: {"note": "on it"}, owners={"clin1": 200}, clinician_only=True
@@ -362,6 +364,7 @@ WEB_CASES: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("/patients/<pid>", "GET"): {"owner": 200},
     ("/patients/<pid>/reviewed", "POST"): {"owner": 302, "form": {}},
+    ("/teams/<team_id>/cohort-report", "GET"): {"owner": 200},
 }
 
 
@@ -384,6 +387,7 @@ def _web_url(rule: str, side: Side, case: dict[str, Any]) -> str:
     return (
         rule.replace("<alert_id>", side.alert_id)
         .replace("<pid>", side.patient_id)
+        .replace("<team_id>", side.team_id)
         .replace("<action>", case.get("action", ""))
     )
 
