@@ -46,6 +46,7 @@ class PatientFacts:
     trough_target_low: float | None = None
     trough_target_high: float | None = None
     expected_sessions_per_week: int = 7
+    menopausal_status: str | None = None  # 'premenopausal' | 'postmenopausal' | 'unknown'
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +142,8 @@ class SlopeEstimate:
     effective_n: float
     residual_sd_ml: float
     n_outliers: int
+    # level shifts found and segmented: (first day of the new level, step in mL)
+    level_shifts: tuple[tuple[int, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +181,12 @@ class TrendResult:
     treatment_effect_ci_high: float | None = None
     latest_clinic_fev1_l: float | None = None
     latest_clinic_at: datetime | None = None
+    # level shifts (device replaced without a new serial, re-zeroed device, ...)
+    # that were segmented out of the slope: (first date of the new level, step mL)
+    level_shifts: tuple[tuple[date, float], ...] = ()
+    # untreated natural decline expected for her menopausal status (NHLBI registry)
+    menopausal_status: str | None = None
+    expected_untreated_slope_ml_per_year: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
