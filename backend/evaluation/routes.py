@@ -66,6 +66,25 @@ class TrendSchema(StrictSchema):
     treatment_effect_ci_high = fields.Float(allow_none=True)
     latest_clinic_fev1_l = fields.Float(allow_none=True)
     latest_clinic_at = fields.AwareDateTime(allow_none=True)
+    level_shifts = fields.List(
+        fields.Tuple((fields.Date(), fields.Float())),
+        required=True,
+        metadata={
+            "description": "Steps in home FEV1 level (e.g. a replacement device without a new serial) "
+            "given their own level, so they change the level, not the slope: [first date of the new "
+            "level, step in mL]"
+        },
+    )
+    menopausal_status = fields.String(
+        allow_none=True, metadata={"description": "premenopausal | postmenopausal | unknown, where recorded"}
+    )
+    expected_untreated_slope_ml_per_year = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "Natural untreated FEV1 slope expected for her menopausal status "
+            "(NHLBI registry: -118 premenopausal, -74 postmenopausal, -89 overall)"
+        },
+    )
 
 
 class TroughScheduleItemSchema(StrictSchema):
