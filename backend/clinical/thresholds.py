@@ -157,6 +157,8 @@ class Thresholds:
         for low, high in pairs:
             if getattr(self, low) > getattr(self, high):
                 raise ValueError(f"{low} must not exceed {high}")
+        if self.rapid_decline_early_exponent < 0 or self.level_shift_min_ml < 0 or self.level_shift_z < 0:
+            raise ValueError("rapid_decline_early_exponent and level_shift_* must not be negative")
         if self.level_shift_min_days < 5:
             raise ValueError("level_shift_min_days must be at least 5")
         if self.rapid_decline_early_until_days < 1:
