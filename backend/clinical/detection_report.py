@@ -44,7 +44,7 @@ from backend.clinical.replay import fev1_first_flags
 from backend.clinical.series import DailySeries, series_from_arrays
 from backend.clinical.simulation import CohortConfig, simulate_fev1_cohort
 from backend.clinical.thresholds import DEFAULT_THRESHOLDS, Thresholds
-from backend.clinical.trend import ML_PER_YEAR_PER_L_PER_DAY, ols_slope, robust_slope
+from backend.clinical.trend import ML_PER_YEAR_PER_L_PER_DAY, decline_estimate, ols_slope, robust_slope
 
 TRUSTED = ("", "A", "B", "C")
 
@@ -59,6 +59,8 @@ class Scenario:
     n: int
     seed: int
     days: int = 365
+    extra: tuple[tuple[str, float | bool], ...] = ()  # CohortConfig overrides (artefacts)
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,52 @@ class PatientResult:
     product_day: int | None
     ols_day: int | None
     clinic_day: int | None
+    final_slope: float | None = None
+    level_shifts: int = 0
+
+
+# ------------------------------------------------------- one-look limit
+
+
+def one_look_limit(
+    slope: float,
+    noise_sd: float,
+    days_per_week: float,
+    rho: float,
+    months: float,
+    *,
+    null_ml_per_year: float = -30.0,
+    alpha: float = 0.05,
+    within_day_sd: float = 50.0,
+    patterns: int = 12,
+    seed: int = 99,
+) -> float:
+    """Power of one least-squares look at `months` against a stable null.
+
+    The statistical limit of the design: one look, after `months` of home
+    readings from day 0 (each day with probability days/7), day-level AR(1)
+    noise with marginal SD `noise_sd` and lag-1 correlation `rho` plus
+    within-day noise, no artefacts, the slope's exact variance (averaged over
+    random reading patterns), and the bar set so a patient at
+    `null_ml_per_year` is flagged with probability `alpha`. For slopes at or
+    above the null it is the false-alarm rate (<= alpha).
+    """
+    from statistics import NormalDist
+
+    rng = np.random.default_rng(seed)
+    days = round(months * 30.4375)
+    var = 0.0
+    for _ in range(patterns):
+        d = np.flatnonzero(rng.random(days) < days_per_week / 7.0).astype(np.float64)
+        t = d / 365.25
+        tc = t - t.mean()
+        c = tc / float(tc @ tc)
+        lag = np.abs(d[:, None] - d[None, :])
+        cov = (noise_sd**2) * rho**lag + np.eye(d.size) * within_day_sd**2
+        var += float(c @ cov @ c)
+    se = float(np.sqrt(var / patterns))
+    nd = NormalDist()
+    return nd.cdf((null_ml_per_year - slope) / se - nd.inv_cdf(1.0 - alpha))
 
 
 def _ols_naive_estimate(s: DailySeries) -> SlopeEstimate | None:
@@ -128,11 +176,19 @@ def run_decline(scn: Scenario, thresholds: Thresholds) -> list[PatientResult]:
         true_slope_ml_per_year=scn.slope,
         treatment_start_p=0.0,
     )
+    if scn.extra:
+        cfg = replace(cfg, **dict(scn.extra))  # type: ignore[arg-type]
     out = []
     for arrays, _truth in simulate_fev1_cohort(cfg):
         s = _series(arrays.day, arrays.fev1_l, arrays.grade, arrays.device, thresholds)
         last = scn.days - 1
         prod = fev1_first_flags(s, 0, last, thresholds, acute=False)
+        final = decline_estimate(
+            s.day[s.day > last - thresholds.trend_window_days],
+            s.fev1_l[s.day > last - thresholds.trend_window_days],
+            s.device[s.day > last - thresholds.trend_window_days],
+            thresholds,
+        )
         ols = fev1_first_flags(
             s,
             0,
@@ -143,7 +199,15 @@ def run_decline(scn: Scenario, thresholds: Thresholds) -> list[PatientResult]:
             decide=lambda e: e is not None and e.slope_ml_per_year <= thresholds.rapid_decline_ml_per_year,
         )
         clinic = clinic_first_flag(arrays.clinic_day, arrays.clinic_fev1_l, min(last, 364), thresholds)
-        out.append(PatientResult(prod.rapid_decline_day, ols.rapid_decline_day, clinic))
+        out.append(
+            PatientResult(
+                prod.rapid_decline_day,
+                ols.rapid_decline_day,
+                clinic,
+                None if final is None else final.slope_ml_per_year,
+                0 if final is None else len(final.level_shifts),
+            )
+        )
     return out
 
 
@@ -234,8 +298,18 @@ def _median_months(days: Sequence[int | None], n: int) -> str:
     return f"{(vals[(n - 1) // 2] + 1) / 30.44:.1f}"
 
 
+def _flagged_by(days: Sequence[int | None], by_day: int) -> float:
+    return sum(d is not None and d < by_day for d in days) / max(1, len(days))
+
+
 def summarize_decline(scn: Scenario, res: list[PatientResult]) -> list[str]:
     n = len(res)
+    prod = [r.product_day for r in res]
+    long = scn.days > 365
+    lim12 = one_look_limit(scn.slope, scn.noise_sd, scn.days_per_week, scn.rho, 12)
+    lim18 = one_look_limit(scn.slope, scn.noise_sd, scn.days_per_week, scn.rho, 18)
+    p12 = _flagged_by(prod, 365)
+    p18 = _flagged_by(prod, 548)
     row = [
         scn.name,
         f"{scn.slope:+.0f}",
@@ -243,13 +317,18 @@ def summarize_decline(scn: Scenario, res: list[PatientResult]) -> list[str]:
         f"{scn.days_per_week:g}/7",
         f"{scn.rho:g}",
         str(n),
+        _fmt_pct(p12),
+        _fmt_pct(lim12),
+        f"{p12 / lim12:.2f}" if scn.slope < -30 and lim12 > 0 else "",
+        _fmt_pct(p18) if long else "",
+        _fmt_pct(lim18) if long else "",
+        _fmt_pct(_flagged_by(prod, 731)) if long else "",
+        _median_months([d if d is not None and d < 365 else None for d in prod], n),
     ]
-    for attr in ("product_day", "ols_day", "clinic_day"):
+    for attr in ("ols_day", "clinic_day"):
         days = [getattr(r, attr) for r in res]
         within_12 = [d if d is not None and d < 365 else None for d in days]
         row += [_fmt_pct(sum(d is not None for d in within_12) / n), _median_months(within_12, n)]
-        if attr == "product_day":
-            row.append(_fmt_pct(sum(d is not None for d in days) / n) if scn.days > 365 else "")
     return row
 
 
@@ -261,13 +340,73 @@ DECLINE_HEADER = [
     "AR(1) rho",
     "n",
     "product flagged by 12 mo",
-    "product median mo",
+    "one-look limit 12 mo",
+    "ratio to limit 12 mo",
+    "product flagged by 18 mo",
+    "one-look limit 18 mo",
     "product flagged by 24 mo",
+    "product median mo (<= 12)",
     "OLS flagged by 12 mo",
     "OLS median mo",
     "clinic flagged by 12 mo",
     "clinic median mo",
 ]
+
+
+def summarize_artefact(scn: Scenario, res: list[PatientResult]) -> list[str]:
+    prod = [r.product_day for r in res]
+    slopes = [r.final_slope for r in res if r.final_slope is not None]
+    return [
+        scn.name,
+        scn.label,
+        f"{scn.slope:+.0f}",
+        str(len(res)),
+        _fmt_pct(_flagged_by(prod, 365)),
+        _fmt_pct(_flagged_by(prod, 731)) if scn.days > 365 else "",
+        f"{np.median(slopes):+.0f}" if slopes else "",
+        _fmt_pct(sum(r.level_shifts > 0 for r in res) / max(1, len(res))),
+    ]
+
+
+ARTEFACT_HEADER = [
+    "scenario",
+    "home-data artefact",
+    "true slope mL/yr",
+    "n",
+    "flagged by 12 mo",
+    "flagged by 24 mo",
+    "median slope at the end mL/yr",
+    "level shift segmented",
+]
+
+
+def artefact_grid(quick: bool, n: int) -> list[Scenario]:
+    days = 365 if quick else 730
+    m = n // 2
+    cases: list[tuple[str, tuple[tuple[str, float | bool], ...]]] = [
+        ("none (default cohort)", ()),
+        ("replacement, same model, no serial, -200 mL", (("replacement_step_ml", -200.0),)),
+        ("step +300 mL, no device data", (("replacement_step_ml", 300.0), ("replacement_day", 200))),
+        (
+            "replacement with a new serial, -200 mL",
+            (("replacement_step_ml", -200.0), ("replacement_new_serial", True)),
+        ),
+        ("infection dips (2/yr, 15 %, recover in 3 weeks)", (("infection_dips_per_year", 2.0),)),
+        ("ungraded effort drift -124 mL/yr", (("effort_drift_ml_per_year", -124.0),)),
+        ("poor-effort sessions 10 %", (("outlier_p", 0.10),)),
+        ("holiday gaps 4/yr", (("gaps_per_year", 4.0),)),
+        ("learning effect 300 mL", (("learning_effect_ml", 300.0), ("learning_tau_days", 14.0))),
+    ]
+    slopes: tuple[float, ...] = (0.0, -144.0)
+    if quick:
+        cases, slopes = cases[1:3], (0.0,)
+    grid = []
+    for i, (label, extra) in enumerate(cases):
+        for j, slope in enumerate(slopes):
+            grid.append(
+                Scenario(f"X{10 * i + j}", slope, 150.0, 5.0, 0.3, m, 3000 + 10 * i + j, days, extra, label)
+            )
+    return grid
 
 
 def summarize_drop(scn: Scenario, hit: list[DropResult], stable: list[DropResult]) -> list[str]:
@@ -312,7 +451,7 @@ def table(header: list[str], rows: Iterable[list[str]]) -> str:
 
 
 def decline_grid(quick: bool, n: int) -> list[Scenario]:
-    slopes: tuple[float, ...] = (-200.0, -144.0, -120.0, -90.0, -60.0, -30.0, 0.0, 12.0)
+    slopes: tuple[float, ...] = (-200.0, -144.0, -120.0, -90.0, -60.0, -30.0, 0.0, 12.0, 20.0)
     if quick:
         slopes = (-144.0, -30.0)
     grid = [
@@ -323,15 +462,15 @@ def decline_grid(quick: bool, n: int) -> list[Scenario]:
         k = 100
         for noise in (100.0, 200.0):
             for s in (-144.0, -30.0):
-                grid.append(Scenario(f"N{k}", s, noise, 5.0, 0.3, n // 2, 2000 + k))
+                grid.append(Scenario(f"N{k}", s, noise, 5.0, 0.3, n // 2, 2000 + k, days=730))
                 k += 1
         for dpw in (7.0, 3.0, 1.0):
             for s in (-144.0, -30.0):
-                grid.append(Scenario(f"F{k}", s, 150.0, dpw, 0.3, n // 2, 2000 + k))
+                grid.append(Scenario(f"F{k}", s, 150.0, dpw, 0.3, n // 2, 2000 + k, days=730))
                 k += 1
-        for rho in (0.0, 0.6):
+        for rho in (0.0, 0.4, 0.6):
             for s in (-144.0, -30.0):
-                grid.append(Scenario(f"R{k}", s, 150.0, 5.0, rho, n // 2, 2000 + k))
+                grid.append(Scenario(f"R{k}", s, 150.0, 5.0, rho, n // 2, 2000 + k, days=730))
                 k += 1
     return grid
 
@@ -360,9 +499,11 @@ def _drop_job(args: tuple[Scenario, bool]) -> tuple[Scenario, bool, list[DropRes
 def run_synthetic(quick: bool, n: int, workers: int, acute_only: bool = False) -> str:
     t0 = time.perf_counter()
     dgrid = [] if acute_only else decline_grid(quick, n)
+    xgrid = [] if acute_only else artefact_grid(quick, n)
     agrid = drop_grid(quick, n)
     with ProcessPoolExecutor(max_workers=workers) as pool:
         decline = list(pool.map(_decline_job, dgrid))
+        artefacts = list(pool.map(_decline_job, xgrid))
         drop_jobs = [(s, True) for s in agrid] + [(replace(s, seed=s.seed + 77), False) for s in agrid]
         drops = list(pool.map(_drop_job, drop_jobs))
     rows = [summarize_decline(s, r) for s, r in decline]
@@ -375,6 +516,8 @@ def run_synthetic(quick: bool, n: int, workers: int, acute_only: bool = False) -
         if acute_only
         else "## Rapid decline (nightly evaluation from the first home reading)\n\n"
         + table(DECLINE_HEADER, rows)
+        + "\n\n## Home-data artefacts (noise 150 mL, 5/7 days, rho 0.3)\n\n"
+        + table(ARTEFACT_HEADER, [summarize_artefact(s, r) for s, r in artefacts])
         + "\n\n"
     )
     return (
@@ -791,7 +934,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.precision:
         text = run_precision(args.n or 300, args.workers)
     else:
-        n = args.n or (60 if args.quick else 200)
+        n = args.n or (20 if args.quick else 200)
         text = run_synthetic(args.quick, n, args.workers, acute_only=args.acute)
     print(text)
     if args.markdown is not None:

@@ -28,7 +28,7 @@ from backend.clinical.model import (
 )
 from backend.clinical.series import DailySeries, day_to_date, home_series, latest_clinic
 from backend.clinical.thresholds import Thresholds
-from backend.clinical.trend import robust_slope, verdict
+from backend.clinical.trend import decline_estimate, verdict
 from backend.clinical.troughs import current_item, on_treatment, trough_flags, trough_schedule
 
 TREATMENT_BOUNDARY_KINDS = frozenset({"start", "resume", "stop", "interruption"})
@@ -109,17 +109,7 @@ def _segment_trend(
     last = as_of_day if seg.last_day is None else min(seg.last_day, as_of_day)
     first = max(seg.first_day, last - 2 * thresholds.trend_window_days + 1)
     part = series.between(first, last)
-    est = (
-        robust_slope(
-            part.day,
-            part.fev1_l,
-            part.device,
-            confidence=thresholds.trend_confidence,
-            outlier_z=thresholds.outlier_robust_z,
-        )
-        if len(part) >= 2
-        else None
-    )
+    est = decline_estimate(part.day, part.fev1_l, part.device, thresholds) if len(part) >= 2 else None
     v = verdict(est, thresholds)
     start = day_to_date(int(part.day[0])) if len(part) else day_to_date(max(first, 1))
     end = day_to_date(int(part.day[-1])) if len(part) else day_to_date(max(last, 1))
@@ -136,6 +126,15 @@ def _segment_trend(
     ), est
 
 
+def expected_untreated_slope(facts: PatientFacts, thresholds: Thresholds) -> float:
+    """Natural (untreated) FEV1 slope expected for her menopausal status, mL/yr."""
+    if facts.menopausal_status == "premenopausal":
+        return thresholds.natural_decline_premenopausal_ml_per_year
+    if facts.menopausal_status == "postmenopausal":
+        return thresholds.natural_decline_postmenopausal_ml_per_year
+    return thresholds.natural_decline_unknown_ml_per_year
+
+
 def compute_trend(
     facts: PatientFacts,
     series: DailySeries,
@@ -146,24 +145,18 @@ def compute_trend(
     *,
     with_segments: bool = True,
 ) -> tuple[TrendResult, Segment]:
-    """Trailing-window trend in the current treatment segment, plus segments."""
+    """Trend of the current treatment segment (at most `trend_window_days`), plus segments.
+
+    The estimate is `trend.decline_estimate` and the verdict `trend.verdict`:
+    the same rule the alerts (`rules.rapid_fev1_decline`) and the cohort replay use.
+    """
     zone = ZoneInfo(facts.timezone)
     as_of_day = as_of.astimezone(zone).date().toordinal()
     segs = treatment_segments([r for r in regimens if r.effective_at <= as_of], facts.timezone, thresholds)
     current = segs[-1]
     first = max(as_of_day - thresholds.trend_window_days + 1, current.first_day)
     part = series.between(first, as_of_day)
-    est = (
-        robust_slope(
-            part.day,
-            part.fev1_l,
-            part.device,
-            confidence=thresholds.trend_confidence,
-            outlier_z=thresholds.outlier_robust_z,
-        )
-        if len(part) >= 2
-        else None
-    )
+    est = decline_estimate(part.day, part.fev1_l, part.device, thresholds) if len(part) >= 2 else None
     v = verdict(est, thresholds)
     confirm = thresholds.rapid_decline_confirm_days
     if v == "rapid_decline" and est is not None and confirm > 0:
@@ -171,13 +164,7 @@ def compute_trend(
         end = as_of_day - confirm
         earlier = series.between(max(end - thresholds.trend_window_days + 1, current.first_day), end)
         est2 = (
-            robust_slope(
-                earlier.day,
-                earlier.fev1_l,
-                earlier.device,
-                confidence=thresholds.trend_confidence,
-                outlier_z=thresholds.outlier_robust_z,
-            )
+            decline_estimate(earlier.day, earlier.fev1_l, earlier.device, thresholds)
             if len(earlier) >= 2
             else None
         )
@@ -248,6 +235,9 @@ def compute_trend(
         current_pct_predicted=level_pct,
         slope_pct_pred_ci_low=None if pct_lo is None else round(pct_lo, 2),
         slope_pct_pred_ci_high=None if pct_hi is None else round(pct_hi, 2),
+        level_shifts=() if est is None else tuple((day_to_date(d), ml) for d, ml in est.level_shifts),
+        menopausal_status=facts.menopausal_status,
+        expected_untreated_slope_ml_per_year=expected_untreated_slope(facts, thresholds),
     )
     return result, current
 

@@ -50,6 +50,7 @@ class PatientFacts:
     # Local date monitoring began (profile created): anchors the first draw of a
     # patient on sirolimus by profile with no logged start and no trough.
     monitoring_since: date | None = None
+    menopausal_status: str | None = None  # 'premenopausal' | 'postmenopausal' | 'unknown'
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +147,8 @@ class SlopeEstimate:
     effective_n: float
     residual_sd_ml: float
     n_outliers: int
+    # level shifts found and segmented: (first day of the new level, step in mL)
+    level_shifts: tuple[tuple[int, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +195,12 @@ class TrendResult:
     current_pct_predicted: float | None = None
     slope_pct_pred_ci_low: float | None = None
     slope_pct_pred_ci_high: float | None = None
+    # level shifts (device replaced without a new serial, re-zeroed device, ...)
+    # that were segmented out of the slope: (first date of the new level, step mL)
+    level_shifts: tuple[tuple[date, float], ...] = ()
+    # untreated natural decline expected for her menopausal status (NHLBI registry)
+    menopausal_status: str | None = None
+    expected_untreated_slope_ml_per_year: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from backend.clinical.model import PatientHistory, SlopeEstimate
 from backend.clinical.rules import find_acute_drop
 from backend.clinical.series import DailySeries, home_series
 from backend.clinical.thresholds import Thresholds
-from backend.clinical.trend import robust_slope, verdict
+from backend.clinical.trend import decline_estimate, verdict
 
 
 def end_of_local_day(day: date, timezone: str) -> datetime:
@@ -84,13 +84,7 @@ def fev1_first_flags(
     seg0 = -(10**9) if segment_start_day is None else segment_start_day
 
     def default_fn(s: DailySeries) -> SlopeEstimate | None:
-        return robust_slope(
-            s.day,
-            s.fev1_l,
-            s.device,
-            confidence=thresholds.trend_confidence,
-            outlier_z=thresholds.outlier_robust_z,
-        )
+        return decline_estimate(s.day, s.fev1_l, s.device, thresholds)
 
     fn = slope_fn or default_fn
 

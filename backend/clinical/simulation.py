@@ -85,6 +85,17 @@ class CohortConfig:
     on_treatment_slope_ml_per_year: float | None = None
     # acute drops: probability per patient, fractional size, duration in days
     acute_drop_p: float = 0.0
+    # home-data artefacts (VALIDATION.md, robustness): ungraded effort worsening
+    # steadily (mL/yr, negative = readings drift down), infection dips (true
+    # drops that recover), a replacement device reading `replacement_step_ml`
+    # differently from `replacement_day`, with or without a new device id
+    effort_drift_ml_per_year: float = 0.0
+    infection_dips_per_year: float = 0.0
+    infection_dip_fraction: float = 0.15
+    infection_recovery_days: int = 21
+    replacement_step_ml: float = 0.0
+    replacement_day: int = 300
+    replacement_new_serial: bool = False
     acute_drop_fraction: float = 0.15
     acute_drop_days: tuple[int, int] = (3, 7)
     clinic_every_days: int = 91
@@ -177,9 +188,15 @@ def simulate_fev1(
         d1 = min(cfg.days - 1, d0 + length - 1)
         truth[d0 : d1 + 1] *= 1.0 - cfg.acute_drop_fraction
         drops.append((d0, d1, cfg.acute_drop_fraction))
+    if cfg.infection_dips_per_year > 0:
+        n_dips = int(rng.poisson(cfg.infection_dips_per_year * cfg.days / 365.25))
+        for d0 in rng.integers(30, max(31, cfg.days - 1), n_dips):
+            rec = np.arange(cfg.days - int(d0))
+            shape = np.clip(1.0 - rec / cfg.infection_recovery_days, 0.0, 1.0)
+            truth[int(d0) :] *= 1.0 - cfg.infection_dip_fraction * shape
     noise = _ar1(rng, cfg.days, cfg.noise_sd_ml / 1000.0, cfg.ar1_rho)
     learning = cfg.learning_effect_ml / 1000.0 * np.exp(-all_days / cfg.learning_tau_days)
-    daily = truth + noise - learning
+    daily = truth + noise - learning + cfg.effort_drift_ml_per_year / 1000.0 * years
     days = _reading_days(rng, cfg)
     extra = days[rng.random(days.size) < cfg.second_session_p]
     sess_day = np.sort(np.concatenate((days, extra)))
@@ -191,6 +208,11 @@ def simulate_fev1(
         change = int(rng.integers(60, max(61, cfg.days - 60)))
         device[sess_day >= change] = 1
         values[sess_day >= change] += rng.normal(0.0, cfg.device_offset_sd_ml / 1000.0)
+    if cfg.replacement_step_ml != 0.0:
+        after_r = sess_day >= cfg.replacement_day
+        values[after_r] += cfg.replacement_step_ml / 1000.0
+        if cfg.replacement_new_serial:
+            device[after_r] = int(device.max()) + 1
     if rng.random() < cfg.graded_device_p:
         grade = rng.choice(GRADES, size=sess_day.size, p=GRADE_P)
         poor = np.isin(grade, ["D", "E", "U", "F"])

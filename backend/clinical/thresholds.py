@@ -31,13 +31,21 @@ class Thresholds:
 
     # --- trend ----------------------------------------------------------------
     rapid_decline_ml_per_year: float = -90.0
-    trend_window_days: int = 365
+    trend_window_days: int = 730
     trend_min_span_days: int = 180
     trend_min_readings: int = 30
     trend_confidence: float = 0.95
-    rapid_decline_confidence: float = 0.99
-    rapid_decline_ci_high_below_ml_per_year: float = 0.0
+    rapid_decline_confidence: float = 0.98
+    rapid_decline_ci_high_below_ml_per_year: float = -30.0
     rapid_decline_confirm_days: int = 0
+    rapid_decline_early_exponent: float = 0.5
+    rapid_decline_early_until_days: int = 365
+    level_shift_min_ml: float = 150.0
+    level_shift_z: float = 4.0
+    level_shift_min_days: int = 20
+    natural_decline_premenopausal_ml_per_year: float = -118.0
+    natural_decline_postmenopausal_ml_per_year: float = -74.0
+    natural_decline_unknown_ml_per_year: float = -89.0
     outlier_robust_z: float = 4.0
     split_at_dose_changes: bool = False
 
@@ -165,6 +173,12 @@ class Thresholds:
             raise ValueError("dose_hint_max_mg_per_day must be positive")
         if not 0.0 <= self.dose_hint_target_fraction <= 1.0:
             raise ValueError("dose_hint_target_fraction must be between 0 and 1")
+        if self.rapid_decline_early_exponent < 0 or self.level_shift_min_ml < 0 or self.level_shift_z < 0:
+            raise ValueError("rapid_decline_early_exponent and level_shift_* must not be negative")
+        if self.level_shift_min_days < 5:
+            raise ValueError("level_shift_min_days must be at least 5")
+        if self.rapid_decline_early_until_days < 1:
+            raise ValueError("rapid_decline_early_until_days must be at least 1")
         if self.trend_min_readings < 3:
             raise ValueError("trend_min_readings must be at least 3")
         if self.acute_persistence_days < 1 or self.acute_baseline_days < 1:
@@ -240,26 +254,56 @@ THRESHOLD_SOURCES: dict[str, str] = {
     "fev1_plausible_min_l": f"{_PRODUCT}: physiologically implausible values are dropped",
     "fev1_plausible_max_l": f"{_PRODUCT}: physiologically implausible values are dropped",
     "rapid_decline_ml_per_year": f"{_ATS_JRS}: decline >= 90 mL/yr is a start criterion; {_GUPTA}",
-    "trend_window_days": f"{_PRODUCT}: 12-month trailing window",
+    "trend_window_days": (
+        f"{_PRODUCT}: the slope is fitted on the whole current treatment segment, up to "
+        "24 months back: a trailing 12-month window re-tests a slope whose SE stays near "
+        "50 mL/yr, so stable patients keep crossing the bar on nightly looks (VALIDATION.md)"
+    ),
     "trend_min_span_days": (
         f"{_PRODUCT}: detection limit in domain.md §3 (a 90 mL/yr decline needs "
-        "~0.7-0.9 yr of daily readings at SD 150 mL)"
+        "~0.7-0.9 yr of daily readings at SD 150 mL); first nightly look at 6 months"
     ),
     "trend_min_readings": f"{_PRODUCT}: minimum distinct reading days before any verdict",
     "trend_confidence": f"{_PRODUCT}: two-sided level of the slope confidence interval",
     "rapid_decline_confidence": (
-        f"{_PRODUCT}: two-sided level of the interval whose upper bound must be below "
-        "the limit before a rapid decline is called; 0.99 keeps stable patients' "
-        "false alarms under repeated nightly looks near 10 % (VALIDATION.md)"
+        f"{_PRODUCT}: two-sided level (0.98 = one-sided 99 %) of the bound that must lie "
+        "below `rapid_decline_ci_high_below_ml_per_year`; calibrated by simulation for "
+        "nightly looks over 24 months (VALIDATION.md, operating points)"
     ),
     "rapid_decline_ci_high_below_ml_per_year": (
-        f"{_PRODUCT}: the decline must also be statistically clear (upper CI bound below "
-        "this value) so stable patients are rarely flagged; validated in VALIDATION.md"
+        f"{_PRODUCT}: the decline must be statistically faster than this stable-patient "
+        f"margin (-30 mL/yr, the slow end of stable LAM; {_GUPTA}); validated in VALIDATION.md"
     ),
     "rapid_decline_confirm_days": (
         f"{_PRODUCT}: the verdict must also have held on the window ending this many days "
         "earlier (guards against chance crossings on repeated nightly looks)"
     ),
+    "rapid_decline_early_exponent": (
+        f"{_PRODUCT}: group-sequential boundary: before `rapid_decline_early_until_days` "
+        "the bound's multiplier grows by (until / span) ** exponent (0.5 = Wang-Tsiatis "
+        "shape between Pocock and O'Brien-Fleming; Jennison & Turnbull 2000, ch. 2), "
+        "so early looks with a wide interval spend little false-alarm probability"
+    ),
+    "rapid_decline_early_until_days": (
+        f"{_PRODUCT}: span from which the plain bound applies (see the exponent)"
+    ),
+    "level_shift_min_ml": (
+        f"{_PRODUCT}: smallest step (mL) in home FEV1 treated as a level shift (device "
+        "replaced without a new serial, re-calibration) and segmented out of the slope"
+    ),
+    "level_shift_z": (
+        f"{_PRODUCT}: the step must also be this many standard errors (AR(1)-adjusted, "
+        "best of all break days) from zero; false segmentation < 1 % in simulation"
+    ),
+    "level_shift_min_days": f"{_PRODUCT}: reading days needed on each side of a level shift",
+    "natural_decline_premenopausal_ml_per_year": (
+        "NHLBI LAM registry: untreated FEV1 decline 118 mL/yr in premenopausal women "
+        "(74 mL/yr postmenopausal)"
+    ),
+    "natural_decline_postmenopausal_ml_per_year": (
+        "NHLBI LAM registry: untreated decline 74 mL/yr in postmenopausal women"
+    ),
+    "natural_decline_unknown_ml_per_year": f"{_GUPTA}: registry mean untreated decline 89 mL/yr",
     "outlier_robust_z": f"{_PRODUCT}: robust z beyond which a reading is reported as outlier",
     "split_at_dose_changes": f"{_PRODUCT}: also split on-treatment slopes at dose changes",
     "acute_drop_fraction": f"{_BJORTUFT}: FEV1 >= 10 % below the 7-day baseline",

@@ -175,6 +175,92 @@ def huber_slope(
     return b, resid, scale
 
 
+def _intercepts(t: FloatArray, y: FloatArray, resid: FloatArray, b: float) -> FloatArray:
+    """Fitted intercept of each point's group (constant within a group)."""
+    out: FloatArray = y - resid - b * t
+    return out
+
+
+def find_level_shift(
+    t: FloatArray,
+    y: FloatArray,
+    g: IntArray,
+    *,
+    min_step_l: float,
+    z_min: float,
+    min_points: int,
+) -> tuple[int, float] | None:
+    """Best single step in level within one group, if clear; (index, step in L).
+
+    The slope fit with one intercept per group leaves a step as a run of
+    residuals of one sign after the break; the break is the split of a group
+    that maximises the two-sample statistic of the residuals (cumulative sums,
+    O(n)). The group is then split there, the slope refitted, and the step is
+    the difference of the two intercepts, with a standard error that allows for
+    AR(1) correlation and for the slope's own uncertainty. It is kept only if
+    it is at least `min_step_l` and `z_min` standard errors: the scan looks at
+    every split, so the bar is far above a single test's 1.96.
+    """
+    fit = huber_slope(t, y, g)
+    if fit is None:
+        return None
+    _, resid, scale = fit
+    if scale <= 0:
+        return None
+    best: tuple[float, int] | None = None
+    for code in np.unique(g):
+        idx = np.flatnonzero(g == code)
+        n = idx.size
+        if n < 2 * min_points:
+            continue
+        r = resid[idx]
+        tg = t[idx] - t[idx].mean()
+        k = np.arange(min_points, n - min_points + 1)
+        # step regressor 1[i >= k] made orthogonal to the group's intercept and
+        # time: the residuals already are, so its product with them is the tail sum
+        tail_r = np.cumsum(r[::-1])[::-1][k]
+        tail_t = np.cumsum(tg[::-1])[::-1][k]
+        m = (n - k).astype(np.float64)
+        norm2 = m - m * m / n - tail_t * tail_t / float(tg @ tg)
+        ok = norm2 > 1e-9
+        if not ok.any():
+            continue
+        stat = np.where(ok, np.abs(tail_r) / np.sqrt(np.where(ok, norm2, 1.0)), 0.0)
+        j = int(np.argmax(stat))
+        if best is None or stat[j] > best[0]:
+            best = (float(stat[j]), int(idx[k[j]]))
+    if best is None or best[0] / scale < 0.5 * z_min:
+        return None
+    split = best[1]
+    code = g[split]
+    g2 = g.copy()
+    new_code = int(g.max()) + 1
+    g2[(g == code) & (np.arange(t.size) >= split)] = new_code
+    fit2 = huber_slope(t, y, g2)
+    if fit2 is None:
+        return None
+    b2, resid2, scale2 = fit2
+    a = _intercepts(t, y, resid2, b2)
+    left_mask = (g == code) & (np.arange(t.size) < split)
+    right_mask = g2 == new_code
+    step = float(a[split] - a[np.flatnonzero(left_mask)[-1]])
+    ss = float(resid2 @ resid2)
+    rho = float(resid2[1:] @ resid2[:-1]) / ss if ss > 0 else 0.0
+    rho = min(max(rho, 0.0), MAX_RHO)
+    inflate = (1.0 + rho) / (1.0 - rho)
+    n_l, n_r = int(left_mask.sum()), int(right_mask.sum())
+    tc = _within(g2, np.ones(t.size), t, new_code + 1)
+    sxx = float(tc @ tc)
+    if sxx <= 0:
+        return None
+    gap = float(t[right_mask].mean() - t[left_mask].mean())
+    s2 = scale2 * scale2 * inflate
+    se = float(np.sqrt(s2 * (1.0 / n_l + 1.0 / n_r) + gap * gap * s2 / sxx))
+    if abs(step) >= min_step_l and se > 0 and abs(step) / se >= z_min:
+        return split, step
+    return None
+
+
 def robust_slope(
     t_days: npt.ArrayLike,
     y_l: npt.ArrayLike,
@@ -183,12 +269,17 @@ def robust_slope(
     confidence: float = 0.95,
     outlier_z: float = 4.0,
     method: str = "huber",
+    level_shift: tuple[float, float, int] | None = None,
 ) -> SlopeEstimate | None:
     """Robust slope in mL/year with an AR(1)-adjusted confidence interval.
 
     `method` is 'huber' (default: O(n), ~0.1 ms for a year of readings) or
     'theil_sen' (O(n^2) pairs; kept for comparison and small series). Exact
     duplicate points are counted once and input order does not matter.
+    `level_shift` = (min step mL, min z, min reading days per side) turns on
+    the search for one level shift (the clearest) (`find_level_shift`); each one found
+    gets its own intercept, so a step changes the level, not the slope, and is
+    reported in `level_shifts`.
     """
     t = np.asarray(t_days, np.float64)
     y = np.asarray(y_l, np.float64)
@@ -205,6 +296,18 @@ def robust_slope(
     if group is not None:
         _, g = np.unique(g, return_inverse=True)
         g = g.astype(np.int64)
+    shifts: list[tuple[int, float]] = []
+    if level_shift is not None and method == "huber":
+        min_ml, z_min, min_points = level_shift
+        for _ in range(1):
+            found = find_level_shift(t, y, g, min_step_l=min_ml / 1000.0, z_min=z_min, min_points=min_points)
+            if found is None:
+                break
+            split, step = found
+            code = g[split]
+            g = g.copy()
+            g[(g == code) & (np.arange(t.size) >= split)] = int(g.max()) + 1
+            shifts.append((int(t[split]), round(step * 1000.0, 1)))
     n_groups = int(g.max()) + 1
     if method == "theil_sen":
         b_ts = theil_sen(t, y, g)
@@ -250,6 +353,7 @@ def robust_slope(
             n_eff,
             float("nan"),
             n_out,
+            tuple(shifts),
         )
     s2 = ss / df_resid
     var_b = s2 / sxx * (1.0 + rho) / (1.0 - rho) / efficiency
@@ -268,6 +372,7 @@ def robust_slope(
         effective_n=n_eff,
         residual_sd_ml=float(np.sqrt(s2)) * 1000.0,
         n_outliers=n_out,
+        level_shifts=tuple(shifts),
     )
 
 
@@ -279,15 +384,53 @@ def decision_upper_bound(estimate: SlopeEstimate, confidence: float) -> float:
     return estimate.slope_ml_per_year + _t_quantile(df, round(confidence, 6)) * (estimate.se_ml_per_year)
 
 
+def decline_estimate(
+    day: npt.ArrayLike, fev1_l: npt.ArrayLike, device: npt.ArrayLike, thresholds: Thresholds
+) -> SlopeEstimate | None:
+    """The slope the rapid-decline rule judges: robust, per-device, level shifts segmented.
+
+    One function for /trend, the nightly alerts and the cohort replay (with
+    `verdict`): the caller passes the readings of the window to judge (the
+    current treatment segment, at most `trend_window_days`).
+    """
+    if np.asarray(day).size < 2:
+        return None
+    shift = (
+        (thresholds.level_shift_min_ml, thresholds.level_shift_z, thresholds.level_shift_min_days)
+        if thresholds.level_shift_min_ml > 0
+        else None
+    )
+    return robust_slope(
+        day,
+        fev1_l,
+        device,
+        confidence=thresholds.trend_confidence,
+        outlier_z=thresholds.outlier_robust_z,
+        level_shift=shift,
+    )
+
+
+def decision_multiplier(estimate: SlopeEstimate, thresholds: Thresholds) -> float:
+    """Group-sequential widening of the decision bound on early (short) looks."""
+    until = float(thresholds.rapid_decline_early_until_days)
+    span = max(estimate.span_days, 1.0)
+    return float(max(1.0, until / span) ** thresholds.rapid_decline_early_exponent)
+
+
 def verdict(estimate: SlopeEstimate | None, thresholds: Thresholds) -> str:
     """'insufficient_data' | 'rapid_decline' | 'declining' | 'improving' | 'stable'.
 
     Rapid decline needs the point estimate at or below `rapid_decline_ml_per_year`
     (ATS/JRS 2016, -90 mL/yr) *and* the upper bound of the
-    `rapid_decline_confidence` (99 %) interval below
-    `rapid_decline_ci_high_below_ml_per_year` (0 by default: the decline is
-    statistically clear even allowing for repeated nightly looks), after at least `trend_min_span_days` and
-    `trend_min_readings` reading days. The point estimate alone is not enough:
+    `rapid_decline_confidence` (98 % two-sided, 99 % one-sided) interval, widened
+    on looks shorter than `rapid_decline_early_until_days` by
+    (until / span) ** `rapid_decline_early_exponent` (a group-sequential
+    boundary for nightly looks), below `rapid_decline_ci_high_below_ml_per_year`
+    (-30 mL/yr: faster than a stable patient's decline), after at least
+    `trend_min_span_days` and `trend_min_readings` reading days. The slope is
+    that of the whole current treatment segment (up to `trend_window_days`), so
+    its SE keeps shrinking with time and a stable patient stops re-crossing the
+    bar. Calibrated by simulation of nightly looks (VALIDATION.md). The point estimate alone is not enough:
     with SD 150 mL noise, a stable patient's 6-month slope is often below -90.
     """
     if (
@@ -297,7 +440,9 @@ def verdict(estimate: SlopeEstimate | None, thresholds: Thresholds) -> str:
     ):
         return "insufficient_data"
     if estimate.slope_ml_per_year <= thresholds.rapid_decline_ml_per_year and (
-        decision_upper_bound(estimate, thresholds.rapid_decline_confidence)
+        estimate.slope_ml_per_year
+        + (decision_upper_bound(estimate, thresholds.rapid_decline_confidence) - estimate.slope_ml_per_year)
+        * decision_multiplier(estimate, thresholds)
         < thresholds.rapid_decline_ci_high_below_ml_per_year
     ):
         return "rapid_decline"

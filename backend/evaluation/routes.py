@@ -82,6 +82,26 @@ class TrendSchema(StrictSchema):
     slope_pct_pred_ci_low = fields.Float(allow_none=True)
     slope_pct_pred_ci_high = fields.Float(allow_none=True)
 
+    level_shifts = fields.List(
+        fields.Tuple((fields.Date(), fields.Float())),
+        required=True,
+        metadata={
+            "description": "Steps in home FEV1 level (e.g. a replacement device without a new serial) "
+            "given their own level, so they change the level, not the slope: [first date of the new "
+            "level, step in mL]"
+        },
+    )
+    menopausal_status = fields.String(
+        allow_none=True, metadata={"description": "premenopausal | postmenopausal | unknown, where recorded"}
+    )
+    expected_untreated_slope_ml_per_year = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "Natural untreated FEV1 slope expected for her menopausal status "
+            "(NHLBI registry: -118 premenopausal, -74 postmenopausal, -89 overall)"
+        },
+    )
+
 
 def _learning_note(trend: Any) -> str | None:
     if trend.learning_period_end is None or trend.learning_days == 0:

@@ -64,4 +64,17 @@ def test_cohort_json(tmp_path: Path) -> None:
 def test_quick_validation_runs(tmp_path: Path) -> None:
     md = tmp_path / "v.md"
     assert validate_detection.main(["--quick", "--workers", "1", "--markdown", str(md)]) == 0
-    assert "Rapid decline" in md.read_text()
+    text = md.read_text()
+    assert "Rapid decline" in text
+    assert "one-look limit 12 mo" in text
+    assert "Home-data artefacts" in text
+
+
+def test_one_look_limit_matches_the_design_arithmetic() -> None:
+    # SD 150 mL, AR(1) 0.3, 5 of 7 days, least squares, 5 % false alarms at -30 mL/yr
+    assert validate_detection.one_look_limit(-30.0, 150.0, 5.0, 0.3, 12) == pytest.approx(0.05, abs=1e-9)
+    at12 = validate_detection.one_look_limit(-144.0, 150.0, 5.0, 0.3, 12)
+    assert 0.78 <= at12 <= 0.9
+    assert validate_detection.one_look_limit(-144.0, 150.0, 5.0, 0.4, 12) < at12
+    assert validate_detection.one_look_limit(-144.0, 150.0, 5.0, 0.3, 18) > 0.97
+    assert validate_detection.one_look_limit(-144.0, 150.0, 1.0, 0.3, 12) < at12

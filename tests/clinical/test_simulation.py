@@ -88,3 +88,39 @@ def test_engine_runs_on_a_simulated_cohort_deterministically() -> None:
             assert c.severity in ("urgent", "review", "digest")
             assert c.episode_key.startswith(c.rule)
             assert p.history.facts.patient_id not in c.explanation
+
+
+def test_home_data_artefacts_are_simulated() -> None:
+    from dataclasses import replace
+
+    from backend.clinical.simulation import CohortConfig, simulate_fev1_cohort
+    from backend.clinical.trend import ols_slope
+
+    base = CohortConfig(
+        n_patients=6,
+        days=400,
+        seed=4,
+        true_slope_ml_per_year=0.0,
+        treatment_start_p=0.0,
+        device_change_p=0.0,
+        outlier_p=0.0,
+        graded_device_p=0.0,
+    )
+    plain = simulate_fev1_cohort(base)
+    drift = simulate_fev1_cohort(replace(base, effort_drift_ml_per_year=-124.0))
+    step = simulate_fev1_cohort(replace(base, replacement_step_ml=-200.0, replacement_day=200))
+    serial = simulate_fev1_cohort(replace(base, replacement_step_ml=-200.0, replacement_new_serial=True))
+    dips = simulate_fev1_cohort(replace(base, infection_dips_per_year=3.0))
+    no_dips = simulate_fev1_cohort(replace(base, infection_dips_per_year=3.0, infection_dip_fraction=0.0))
+    for (a, _), (b, _), (c, _), (d, _) in zip(plain, drift, step, serial, strict=True):
+        diff = b.fev1_l - a.fev1_l
+        slope = ols_slope(a.day.astype(float), diff)
+        assert slope is not None and abs(slope * 365250 + 124) < 15  # rounding only
+        after = c.day >= 200
+        assert np.allclose((c.fev1_l - a.fev1_l)[after], -0.2, atol=0.0015)
+        assert (c.device == 0).all() and (d.device[d.day >= 300] == 1).all()
+    for (a, _), (d, _) in zip(no_dips, dips, strict=True):
+        gap = a.fev1_l - d.fev1_l
+        assert gap.min() >= -0.0015  # a dip only lowers readings
+        assert gap.max() > 0.15  # 15 % of >= 0.9 L at the dip's first day
+        assert gap[-30:].max() < gap.max()  # and recovers

@@ -67,3 +67,17 @@ def test_merged_applies_team_then_patient() -> None:
 def test_merged_rejects_bad_overrides(override: dict[str, object]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - message varies by field
         DEFAULT_THRESHOLDS.merged(override)
+
+
+def test_repeated_look_and_level_shift_thresholds_are_checked() -> None:
+    from backend.clinical.thresholds import DEFAULT_THRESHOLDS as _T
+
+    for bad in (
+        {"rapid_decline_early_exponent": -0.5},
+        {"level_shift_z": -1.0},
+        {"level_shift_min_days": 2},
+        {"rapid_decline_early_until_days": 0},
+    ):
+        with pytest.raises(ValueError, match="must"):
+            _T.merged(bad)
+    assert _T.merged({"level_shift_min_ml": 0.0}).level_shift_min_ml == 0.0

@@ -161,8 +161,35 @@ def test_verdicts() -> None:
     assert verdict(_est(-120, 40), t) == "stable"
     assert verdict(_est(-60, -10), t) == "declining"
     assert verdict(_est(60, 100), t) == "improving"
-    loose = t.merged({"rapid_decline_confidence": 0.95})
+    loose = t.merged(
+        {
+            "rapid_decline_confidence": 0.95,
+            "rapid_decline_ci_high_below_ml_per_year": 0.0,
+            "rapid_decline_early_exponent": 0.0,
+        }
+    )
     assert verdict(_est(-120, -10), loose) == "rapid_decline"
+
+
+def test_decline_must_beat_the_stable_margin() -> None:
+    t = DEFAULT_THRESHOLDS.merged({"rapid_decline_early_exponent": 0.0})
+    # upper bound well below the -30 mL/yr margin
+    assert verdict(_est(-150, -70, span=400), t) == "rapid_decline"
+    # 98 % upper bound about -14: clearly declining, not clearly faster than stable
+    assert verdict(_est(-150, -36, span=400), t) == "declining"
+    assert verdict(_est(-150, -36, span=400), t.merged({"rapid_decline_ci_high_below_ml_per_year": 0.0})) == (
+        "rapid_decline"
+    )
+
+
+def test_early_looks_need_stronger_evidence() -> None:
+    t = DEFAULT_THRESHOLDS
+    # the same estimate passes at a 12-month look but not at 6 months, where the
+    # bound is widened by sqrt(365 / 182)
+    assert verdict(_est(-200, -80, span=365), t) == "rapid_decline"
+    assert verdict(_est(-200, -80, span=182), t) == "declining"
+    flat = t.merged({"rapid_decline_early_exponent": 0.0})
+    assert verdict(_est(-200, -80, span=182), flat) == "rapid_decline"
 
 
 def test_too_few_points_give_no_estimate() -> None:
