@@ -31,8 +31,16 @@ def _text_problem(value: str) -> str | None:
     return None
 
 
+# The same rule in the contract, so that generated clients and fuzzers know it.
+TEXT_PATTERN = "^[^\\u0000\\ud800-\\udfff]*$"
+
+
 class Text(fields.String):
     """A string that every database stores as sent: no NUL, no lone surrogate."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["metadata"] = {"pattern": TEXT_PATTERN, **(kwargs.get("metadata") or {})}
+        super().__init__(**kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         out: str = super()._deserialize(value, attr, data, **kwargs)
