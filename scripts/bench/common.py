@@ -289,7 +289,7 @@ def login(port: int, email: str, password: str = PASSWORD) -> str:
 
 
 def spirometry_items(n: int, *, start_day: int = 0, rng_seed: int = 0) -> list[dict[str, Any]]:
-    """n plausible spirometry sessions (one a day from 2025-01-01), fresh client ids."""
+    """n plausible spirometry sessions (one a day from 2010-01-01, all in the past), fresh client ids."""
     import random
 
     rnd = random.Random(rng_seed)
@@ -300,7 +300,7 @@ def spirometry_items(n: int, *, start_day: int = 0, rng_seed: int = 0) -> list[d
         items.append(
             {
                 "client_id": str(uuid.uuid4()),
-                "measured_at": f"{date.fromordinal(date(2020, 1, 1).toordinal() + day).isoformat()}"
+                "measured_at": f"{date.fromordinal(date(2010, 1, 1).toordinal() + day).isoformat()}"
                 f"T0{7 + i % 3}:{10 + i % 50:02d}:00+01:00",
                 "setting": "home",
                 "fev1_l": fev1,
