@@ -1,14 +1,26 @@
 from __future__ import annotations
 
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate
 
 from backend.auth.passwords import MIN_PASSWORD_LENGTH
 from backend.schemas import StrictSchema, Text
 
 
+def _encodable(value: str) -> None:
+    if any("\ud800" <= ch <= "\udfff" for ch in value):
+        raise ValidationError("Lone surrogates are not allowed.")
+
+
 class LoginSchema(StrictSchema):
     email = fields.Email(required=True, validate=validate.Length(max=320))
-    password = Text(required=True, load_only=True, validate=validate.Length(min=1, max=1024))
+    # Any text a password could be is accepted here (a NUL simply matches no stored
+    # password: 401 like any wrong password); only what cannot be encoded is refused.
+    password = fields.String(
+        required=True,
+        load_only=True,
+        validate=[validate.Length(min=1, max=1024), _encodable],
+        metadata={"pattern": "^[^\\ud800-\\udfff]*$"},
+    )
 
 
 class RegisterSchema(StrictSchema):

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from backend.auth import totp
 from backend.auth.models import User
 from backend.auth.passwords import hash_password
 from backend.auth.principal import Principal
@@ -243,6 +244,9 @@ def run_demo(
         with factory.begin() as session:
             team = _demo_team(session)
             clinician = _demo_clinician(session, team_id=team.id, password=password)
+            # The second factor enrolled now, so the demo can be opened in a browser
+            # at once (a real clinician enrols with the QR code at first sign-in).
+            totp_secret, recovery_codes = totp.enrol_directly(session, clinician, now=now)
             team_id, clinician_id = team.id, clinician.id
         cohort = _demo_cohort(n_patients, start, days, seed)
         created = _seed(
@@ -287,8 +291,17 @@ def run_demo(
         + (f", files in {settings.email_dir})" if settings.email_backend == "file" else ")")
     )
     echo("")
-    echo(f"clinician: {DEMO_CLINICIAN}  password: {password}")
-    echo("start the API with `lamtrack serve`, then:")
+    site = base.removesuffix("/api/v1")
+    echo(f"open {site}/ in a browser (./scripts/run serves it) and sign in:")
+    echo(f"  email {DEMO_CLINICIAN}  password {password}")
+    echo(f"  second factor: scan {totp.provisioning_uri(totp_secret, DEMO_CLINICIAN)}")
+    echo("  in an authenticator app, or print the current code with")
+    echo(f"    .venv/bin/python -c \"import pyotp; print(pyotp.TOTP('{totp_secret}').now())\"")
+    echo("  recovery codes (one use each): " + " ".join(recovery_codes))
+    echo(f"then: the triage list ({site}/patients), a patient's charts, an alert (the links in the")
+    echo(f"emails above), the cohort report ({site}/cohort-report; the data are simulated).")
+    echo("")
+    echo("the same through the API:")
     echo(
         f"  TOKEN=$(curl -s -X POST {base}/auth/login -H 'Content-Type: application/json' "
         f'-d \'{{"email": "{DEMO_CLINICIAN}", "password": "{password}"}}\' '

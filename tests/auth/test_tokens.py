@@ -346,3 +346,13 @@ def test_login_throttle_is_per_account_across_addresses(throttled_client: FlaskC
     resp = throttled_client.post("/api/v1/auth/login", json=body, environ_base={"REMOTE_ADDR": "10.0.0.99"})
     assert resp.status_code == 429
     assert resp.mimetype == PROBLEM and int(resp.headers["Retry-After"]) > 0
+
+
+def test_a_password_with_a_nul_is_a_wrong_password_not_a_malformed_request(
+    client: Any, clinician: Any
+) -> None:
+    resp = client.post("/api/v1/auth/login", json={"email": clinician.email, "password": "a\x00b"})
+    assert resp.status_code == 401, resp.get_json()
+    assert resp.mimetype == "application/problem+json"
+    resp = client.post("/api/v1/auth/login", json={"email": clinician.email, "password": "a\ud800"})
+    assert resp.status_code == 422
