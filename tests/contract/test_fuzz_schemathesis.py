@@ -2,8 +2,8 @@
 with valid tokens for a patient and for a clinician: no 5xx, and every response
 (status, content type, headers, body) conforms to the document.
 
-Bounded so that the file stays well under 90 s per database; `scripts/fuzz_api.py`
-runs the same with many more examples."""
+Bounded so that the file stays well under 90 s per database; `scripts/fuzz_live.py`
+(run by `.ci/run`) fuzzes a live server with every check and stateful links."""
 
 from __future__ import annotations
 
