@@ -39,7 +39,8 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.alerts.services import EVALUATED_RULES, auto_resolve_cleared, raise_alerts
+from backend.alerts.models import Alert
+from backend.alerts.services import EVALUATED_RULES, UNRESOLVED, auto_resolve_cleared, raise_alerts
 from backend.clinical import model as cm
 from backend.config import Settings
 from backend.db import utcnow
@@ -144,6 +145,17 @@ def _evaluate_chunk(
         )
         thresholds = {p.id: thresholds_for(session, p) for p in patients}
         histories = load_histories(session, patients, as_of=moments, thresholds=thresholds)
+        # Patients with an unresolved evaluation alert, read once for the chunk: for
+        # the others an evaluation without candidates has nothing to write.
+        with_alerts = set(
+            session.scalars(
+                select(Alert.patient_id).where(
+                    Alert.patient_id.in_(ids),
+                    Alert.status.in_(UNRESOLVED),
+                    Alert.source == "evaluation",
+                )
+            )
+        )
         done: list[str] = []
         for patient in patients:
             moment = moments[patient.id]
@@ -151,8 +163,13 @@ def _evaluate_chunk(
                 evaluation = evaluate_patient(
                     histories.pop(patient.id), as_of=moment, thresholds=thresholds[patient.id]
                 )
-                with session.begin_nested():
-                    outcome = apply_evaluation(session, patient, evaluation, as_of=moment, settings=settings)
+                if evaluation.candidates or patient.id in with_alerts:
+                    with session.begin_nested():
+                        outcome = apply_evaluation(
+                            session, patient, evaluation, as_of=moment, settings=settings
+                        )
+                else:
+                    outcome = PatientOutcome(patient.id)
             except Exception:  # one patient's failure must not stop the others
                 log.exception("evaluation of patient %s failed", patient.id)
                 summary["errors"] += 1
