@@ -103,7 +103,7 @@ def _percent_slope(
     return 100.0 * ((slope_ml / 1000.0) / p - level_l * dp / (p * p))
 
 
-def _segment_trend(
+def segment_trend(
     series: DailySeries, seg: Segment, as_of_day: int, thresholds: Thresholds
 ) -> tuple[TrendSegment, SlopeEstimate | None]:
     last = as_of_day if seg.last_day is None else min(seg.last_day, as_of_day)
@@ -198,7 +198,7 @@ def compute_trend(
     if with_segments:
         ests: dict[str, SlopeEstimate | None] = {}
         for seg in segs:
-            ts, e = _segment_trend(series, seg, as_of_day, thresholds)
+            ts, e = segment_trend(series, seg, as_of_day, thresholds)
             if ts.n_readings:
                 segments.append(ts)
                 ests[seg.label] = e

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from backend.alerts.models import Alert
 from backend.auth.models import User
 from backend.clinical import model as cm
-from backend.clinical.evaluate import _segment_trend, evaluate_patient, treatment_segments
+from backend.clinical.evaluate import evaluate_patient, segment_trend, treatment_segments
 from backend.clinical.gli import age_on, fev1_reference
 from backend.clinical.series import home_series
 from backend.evaluation.loading import load_history
@@ -105,7 +105,7 @@ def patient_view(session: Session, patient: Patient, *, now: datetime) -> Patien
     for seg in treatment_segments(
         [r for r in regimens if r.effective_at <= now], patient.timezone, thresholds
     ):
-        ts, est = _segment_trend(daily, seg, as_of_day, thresholds)
+        ts, est = segment_trend(daily, seg, as_of_day, thresholds)
         if est is None or ts.n_readings < 2:
             continue
         lines.append(
