@@ -6,6 +6,7 @@ deterministic: the same history, time and thresholds give the same result.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -118,12 +119,18 @@ def segment_trend(
         start=start,
         end=end,
         slope_ml_per_year=None if est is None else round(est.slope_ml_per_year, 1),
-        ci_low=None if est is None else round(est.ci_low, 1),
-        ci_high=None if est is None else round(est.ci_high, 1),
+        ci_low=None if est is None else _bound(est.ci_low),
+        ci_high=None if est is None else _bound(est.ci_high),
         n_readings=len(part),
         span_days=0.0 if est is None else est.span_days,
         verdict=v,
     ), est
+
+
+def _bound(x: float | None, digits: int = 1) -> float | None:
+    """An interval bound as reported: rounded, or None when the estimate has no
+    interval (too few readings left after the device intercepts: an infinite bound)."""
+    return None if x is None or not math.isfinite(x) else round(x, digits)
 
 
 def expected_untreated_slope(facts: PatientFacts, thresholds: Thresholds) -> float:
@@ -208,11 +215,11 @@ def compute_trend(
             z = NormalDist().inv_cdf(0.5 + thresholds.trend_confidence / 2)
             se = (before.se_ml_per_year**2 + on.se_ml_per_year**2) ** 0.5
             effect = round(on.slope_ml_per_year - before.slope_ml_per_year, 1)
-            effect_lo, effect_hi = round(effect - z * se, 1), round(effect + z * se, 1)
+            effect_lo, effect_hi = _bound(effect - z * se), _bound(effect + z * se)
     result = TrendResult(
         slope_ml_per_year=None if est is None else round(est.slope_ml_per_year, 1),
-        ci_low=None if est is None else round(est.ci_low, 1),
-        ci_high=None if est is None else round(est.ci_high, 1),
+        ci_low=None if est is None else _bound(est.ci_low),
+        ci_high=None if est is None else _bound(est.ci_high),
         slope_pct_pred_per_year=None if pct is None else round(pct, 2),
         n_readings=len(part),
         span_days=0.0 if est is None else est.span_days,
@@ -233,8 +240,8 @@ def compute_trend(
         learning_period_end=learning_end,
         current_level_l=None if est is None else round(est.intercept_l, 3),
         current_pct_predicted=level_pct,
-        slope_pct_pred_ci_low=None if pct_lo is None else round(pct_lo, 2),
-        slope_pct_pred_ci_high=None if pct_hi is None else round(pct_hi, 2),
+        slope_pct_pred_ci_low=_bound(pct_lo, 2),
+        slope_pct_pred_ci_high=_bound(pct_hi, 2),
         level_shifts=() if est is None else tuple((day_to_date(d), ml) for d, ml in est.level_shifts),
         menopausal_status=facts.menopausal_status,
         expected_untreated_slope_ml_per_year=expected_untreated_slope(facts, thresholds),

@@ -218,3 +218,25 @@ def test_t_quantiles_from_the_table_are_those_of_single_calls(confidence: float)
     trend._t_quantile.cache_clear()
     for df in [*range(1, trend._T_TABLE_DF), trend._T_TABLE_DF, 5000]:
         assert trend._t_quantile(df, confidence) == float(stats.t.ppf(0.5 + confidence / 2.0, df)), df
+
+
+def test_a_segment_too_short_for_an_interval_reports_none_not_infinity() -> None:
+    # three days on two devices: one degree of freedom goes to each device's
+    # intercept, none is left for the residual variance, so the slope has no interval
+    from backend.clinical.evaluate import Segment, segment_trend
+    from backend.clinical.series import DailySeries
+
+    day0 = 739_000
+    series = DailySeries(
+        day=np.array([day0, day0 + 1, day0 + 2]),
+        fev1_l=np.array([2.0, 2.01, 1.8]),
+        device=np.array([0, 0, 1]),
+        n_sessions=np.array([1, 1, 1]),
+        first_home_day=day0 - 30,
+    )
+    seg = Segment(label="on_treatment", key="on", first_day=day0, last_day=None)
+    ts, est = segment_trend(series, seg, day0 + 2, DEFAULT_THRESHOLDS)
+    assert est is not None and not np.isfinite(est.ci_high)
+    assert ts.slope_ml_per_year is not None
+    assert ts.ci_low is None and ts.ci_high is None
+    assert ts.verdict == "insufficient_data"
