@@ -3,7 +3,7 @@ from __future__ import annotations
 from marshmallow import ValidationError, fields, validate
 
 from backend.auth.passwords import MIN_PASSWORD_LENGTH
-from backend.schemas import StrictSchema, Text
+from backend.schemas import EmailAddress, StrictSchema, Text
 
 
 def _encodable(value: str) -> None:
@@ -12,7 +12,7 @@ def _encodable(value: str) -> None:
 
 
 class LoginSchema(StrictSchema):
-    email = fields.Email(required=True, validate=validate.Length(max=320))
+    email = EmailAddress(required=True, validate=validate.Length(max=320))
     # Any text a password could be is accepted here (a NUL simply matches no stored
     # password: 401 like any wrong password); only what cannot be encoded is refused.
     password = fields.String(
@@ -25,7 +25,7 @@ class LoginSchema(StrictSchema):
 
 class RegisterSchema(StrictSchema):
     invite_code = Text(required=True, validate=validate.Length(min=1, max=64))
-    email = fields.Email(required=True, validate=validate.Length(max=320))
+    email = EmailAddress(required=True, validate=validate.Length(max=320))
     # The rule the account services enforce (`check_password_strength`), stated here
     # so that the document and generated clients know it.
     password = Text(

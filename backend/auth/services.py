@@ -15,6 +15,7 @@ from backend.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, needs_reh
 from backend.auth.tokens import ACCESS_TYP, REFRESH_TYP, decode_token, issue_token
 from backend.config import Settings
 from backend.errors import Unauthorized, Unprocessable
+from backend.schemas import text_problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +74,13 @@ def check_credentials(session: Session, *, email: str, password: str, channel: s
     """The active account with this email and password, else Unauthorized (the same
     answer for an unknown email and a wrong password). Audited either way;
     `channel` says where the sign-in came from (None: the API)."""
-    user = session.scalars(select(User).where(User.email == normalise_email(email))).one_or_none()
+    # An address no database can hold (a NUL, a lone surrogate: the web form takes
+    # any text) belongs to no account; looking it up would fail on PostgreSQL.
+    user = (
+        None
+        if text_problem(email)
+        else session.scalars(select(User).where(User.email == normalise_email(email))).one_or_none()
+    )
     ok = verify_password(user.password_hash if user else None, password)
     if user is None or not ok or not user.is_active:
         record_audit(

@@ -102,6 +102,13 @@ def test_wrong_password_and_patient_accounts(client: Any, team_a: dict[str, Any]
     assert client.get("/patients").status_code == 302
 
 
+@pytest.mark.parametrize("email", ["a\x00b@example.org", "\x00"])
+def test_a_nul_in_the_sign_in_email_is_a_wrong_password(client: Any, email: str) -> None:
+    # PostgreSQL cannot compare text holding a NUL: the form must not reach it with one
+    resp = post_form(client, "/sign-in", "/sign-in", {"email": email, "password": PASSWORD})
+    assert resp.status_code == 401 and "not correct" in resp.get_data(as_text=True)
+
+
 @pytest.mark.parametrize(
     "target", ["//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:x"]
 )
