@@ -27,6 +27,7 @@ from backend.errors import APIError, Conflict, NotFound, Unprocessable
 from backend.limits import limiter
 from backend.patients.access import load_patient_for
 from backend.patients.models import Patient
+from backend.schemas import text_problem
 from backend.triage.summaries import mark_reviewed, triage_summaries
 from backend.web import db, settings
 from backend.webui import csrf, pages
@@ -269,6 +270,9 @@ def alert_action(alert_id: str, action: str, *, principal: Principal) -> Any:
         abort(404)
     alert = _alert_for(principal, alert_id, for_update=True)
     note = request.form.get("note", "").strip()[:2000] or None
+    if note is not None and text_problem(note):
+        flash("The note holds a character that cannot be stored (a NUL); nothing was changed.", "error")
+        return redirect(url_for("webui.alert_page", alert_id=alert.id))
     options: dict[str, Any] = {"note": note}
     if action == "snooze":
         try:

@@ -147,6 +147,20 @@ def test_forms_need_the_csrf_token_and_acknowledge_with_a_note(
         assert "calling her" in notes and "seen in clinic" in notes
 
 
+def test_a_note_with_a_nul_changes_nothing_and_says_why(
+    client: Any, db_sessionmaker: Any, team_a: dict[str, Any]
+) -> None:
+    clin, alert_id = team_a["clin"], team_a["alert_id"]
+    _signed_in(client, db_sessionmaker, clin)
+    resp = post_form(
+        client, f"/alerts/{alert_id}", f"/alerts/{alert_id}/acknowledge", {"note": "call\x00ing"}
+    )
+    assert resp.status_code == 302
+    assert "cannot be stored" in client.get(resp.headers["Location"]).get_data(as_text=True)
+    with db_sessionmaker() as s:
+        assert s.get(Alert, alert_id).status == "open"  # type: ignore[union-attr]
+
+
 def test_another_teams_ids_get_the_same_404_page_as_missing_ids(
     client: Any, db_sessionmaker: Any, make_clinician: Any, team_a: dict[str, Any]
 ) -> None:
