@@ -12,6 +12,7 @@ from backend.clinical.detection_report import (
     Scenario,
     _decline_job,
     artefact_grid,
+    run_effort,
     summarize_artefact,
     summarize_decline,
     table,
@@ -34,6 +35,8 @@ def main() -> int:
     print(table(DECLINE_HEADER, [summarize_decline(s, r) for s, r in dec]))
     print()
     print(table(ARTEFACT_HEADER, [summarize_artefact(s, r) for s, r in art]))
+    print()
+    print(run_effort(n // 2, 2))  # effort drift: the same patients with the check off and on
     print(f"\nRun time {time.perf_counter() - t0:.0f} s, n={n} per decline row, {n // 2} per artefact row")
     return 0
 

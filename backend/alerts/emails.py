@@ -43,6 +43,7 @@ RULE_LABELS: dict[str, str] = {
     "lam_event": "LAM event reported",
     "readings_overdue": "Home readings overdue",
     "repeated_missed_doses": "Repeated missed doses",
+    "fev1_effort_drift": "FEV1 falling with signs of worsening effort (check technique)",
 }
 URGENCY_LABELS = {
     "urgent": "urgent (same day)",

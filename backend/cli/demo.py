@@ -91,6 +91,7 @@ def _demo_cohort(n: int, start: datetime, days: int, seed: int) -> list[dict[str
                     "setting": r.setting,
                     "fev1_l": round(r.fev1_l, 3),
                     "fvc_l": round(r.fvc_l, 3) if r.fvc_l else None,
+                    "pef_l_s": round(r.pef_l_s, 2) if r.pef_l_s else None,
                     "device": {"serial": r.device_id} if r.device_id else None,
                 }
                 for r in h.readings
@@ -185,7 +186,12 @@ def _spread_for_report(h: Any, k: int) -> Any:
     if ref is not None and ref.percent_predicted:
         factor = START_PCT_TARGETS[(k // len(BAND_SCALES)) % 2 ^ k % 2] / ref.percent_predicted
     readings = tuple(
-        replace(r, fev1_l=r.fev1_l * factor, fvc_l=r.fvc_l * factor if r.fvc_l else r.fvc_l)
+        replace(
+            r,
+            fev1_l=r.fev1_l * factor,
+            fvc_l=r.fvc_l * factor if r.fvc_l else r.fvc_l,
+            pef_l_s=r.pef_l_s * factor if r.pef_l_s else r.pef_l_s,
+        )
         for r in h.readings
     )
     return replace(h, regimens=regimens, doses=doses, troughs=troughs, readings=readings)

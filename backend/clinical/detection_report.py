@@ -20,6 +20,7 @@ Usage:
   python scripts/validate_detection.py --acute-sweep   # operating points of the noise floor
   python scripts/validate_detection.py --sweep         # operating points of the decline rule
   python scripts/validate_detection.py --precision     # slope SD and CI coverage
+  python scripts/validate_detection.py --effort -n 200 # effort drift: check off vs on, same patients
   python scripts/validate_detection.py --cohort readings.csv [--truth truth.csv]
   ... --markdown results.md  writes the tables as Markdown as well.
 """
@@ -44,7 +45,13 @@ from backend.clinical.replay import fev1_first_flags
 from backend.clinical.series import DailySeries, series_from_arrays
 from backend.clinical.simulation import CohortConfig, simulate_fev1_cohort
 from backend.clinical.thresholds import DEFAULT_THRESHOLDS, Thresholds
-from backend.clinical.trend import ML_PER_YEAR_PER_L_PER_DAY, decline_estimate, ols_slope, robust_slope
+from backend.clinical.trend import (
+    ML_PER_YEAR_PER_L_PER_DAY,
+    decline_estimate,
+    effort_drift,
+    ols_slope,
+    robust_slope,
+)
 
 TRUSTED = ("", "A", "B", "C")
 
@@ -70,6 +77,8 @@ class PatientResult:
     clinic_day: int | None
     final_slope: float | None = None
     level_shifts: int = 0
+    effort_review_day: int | None = None  # first night of the effort data-quality alert
+    final_effort_pct: float | None = None  # PEF/FEV1 slope at the end, % per year
 
 
 # ------------------------------------------------------- one-look limit
@@ -158,11 +167,23 @@ def clinic_first_flag(
 
 
 def _series(
-    day: np.ndarray, fev1: np.ndarray, grade: np.ndarray, device: np.ndarray, thresholds: Thresholds
+    day: np.ndarray,
+    fev1: np.ndarray,
+    grade: np.ndarray,
+    device: np.ndarray,
+    thresholds: Thresholds,
+    pef: np.ndarray | None = None,
 ) -> DailySeries:
     ok = np.isin(grade, TRUSTED)
     ok &= (fev1 >= thresholds.fev1_plausible_min_l) & (fev1 <= thresholds.fev1_plausible_max_l)
-    return series_from_arrays(day[ok], fev1[ok], device[ok], thresholds, first_home_day=int(day.min()))
+    return series_from_arrays(
+        day[ok],
+        fev1[ok],
+        device[ok],
+        thresholds,
+        first_home_day=int(day.min()),
+        pef_l_s=None if pef is None else pef[ok],
+    )
 
 
 def run_decline(scn: Scenario, thresholds: Thresholds) -> list[PatientResult]:
@@ -180,9 +201,13 @@ def run_decline(scn: Scenario, thresholds: Thresholds) -> list[PatientResult]:
         cfg = replace(cfg, **dict(scn.extra))  # type: ignore[arg-type]
     out = []
     for arrays, _truth in simulate_fev1_cohort(cfg):
-        s = _series(arrays.day, arrays.fev1_l, arrays.grade, arrays.device, thresholds)
+        s = _series(arrays.day, arrays.fev1_l, arrays.grade, arrays.device, thresholds, arrays.pef_l_s)
         last = scn.days - 1
         prod = fev1_first_flags(s, 0, last, thresholds, acute=False)
+        tail = s.day > last - thresholds.trend_window_days
+        drift = effort_drift(
+            s.day[tail], None if s.effort is None else s.effort[tail], s.device[tail], thresholds
+        )
         final = decline_estimate(
             s.day[s.day > last - thresholds.trend_window_days],
             s.fev1_l[s.day > last - thresholds.trend_window_days],
@@ -206,6 +231,8 @@ def run_decline(scn: Scenario, thresholds: Thresholds) -> list[PatientResult]:
                 clinic,
                 None if final is None else final.slope_ml_per_year,
                 0 if final is None else len(final.level_shifts),
+                prod.effort_review_day,
+                None if drift is None else drift.slope_pct_per_year,
             )
         )
     return out
@@ -407,6 +434,88 @@ def artefact_grid(quick: bool, n: int) -> list[Scenario]:
                 Scenario(f"X{10 * i + j}", slope, 150.0, 5.0, 0.3, m, 3000 + 10 * i + j, days, extra, label)
             )
     return grid
+
+
+def effort_grid(n: int, days: int = 730) -> list[Scenario]:
+    """True 0 and -144 mL/yr, without and with ungraded effort drift of -124 mL/yr."""
+    grid = []
+    for i, (slope, drift) in enumerate(((0.0, 0.0), (0.0, -124.0), (-144.0, 0.0), (-144.0, -124.0))):
+        extra: tuple[tuple[str, float | bool], ...] = (("effort_drift_ml_per_year", drift),) if drift else ()
+        label = f"effort drift {drift:+.0f} mL/yr" if drift else "no effort drift"
+        grid.append(Scenario(f"E{i + 1}", slope, 150.0, 5.0, 0.3, n, 6000 + i, days, extra, label))
+    return grid
+
+
+EFFORT_OFF = replace(DEFAULT_THRESHOLDS, effort_drift_min_pct_per_year=0.0)
+
+
+def _effort_job(args: tuple[Scenario, bool]) -> tuple[Scenario, bool, list[PatientResult]]:
+    scn, check = args
+    return scn, check, run_decline(scn, DEFAULT_THRESHOLDS if check else EFFORT_OFF)
+
+
+def _wilson(k: int, n: int) -> str:
+    if n == 0:
+        return ""
+    z = 1.959964
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return f"{100 * p:.0f} % ({100 * max(0.0, centre - half):.0f}-{100 * min(1.0, centre + half):.0f})"
+
+
+def summarize_effort(scn: Scenario, off: list[PatientResult], on: list[PatientResult]) -> list[str]:
+    n = len(on)
+    end = scn.days + 1
+
+    def by(days: list[int | None], limit: int) -> int:
+        return sum(d is not None and d < limit for d in days)
+
+    off_d = [r.product_day for r in off]
+    on_d = [r.product_day for r in on]
+    review = [r.effort_review_day for r in on]
+    either = [
+        min((d for d in (a, b) if d is not None), default=None) for a, b in zip(on_d, review, strict=True)
+    ]
+    eff = [r.final_effort_pct for r in on if r.final_effort_pct is not None]
+    return [
+        scn.name,
+        f"{scn.slope:+.0f}",
+        scn.label,
+        str(n),
+        f"{_fmt_pct(by(off_d, 365) / n)} / {_fmt_pct(by(off_d, 548) / n)} / {_wilson(by(off_d, end), n)}",
+        f"{_fmt_pct(by(on_d, 365) / n)} / {_fmt_pct(by(on_d, 548) / n)} / {_wilson(by(on_d, end), n)}",
+        _wilson(by(review, end), n),
+        _wilson(by(either, end), n),
+        f"{np.median(eff):+.1f}" if eff else "",
+    ]
+
+
+EFFORT_HEADER = [
+    "scenario",
+    "true slope mL/yr",
+    "effort",
+    "n",
+    "confident rapid decline, no effort check: 12 / 18 / 24 mo (95 % CI)",
+    "confident rapid decline, effort check (default): 12 / 18 / 24 mo (95 % CI)",
+    "effort review alert instead, by 24 mo",
+    "either alert by 24 mo",
+    "median PEF/FEV1 slope at 24 mo, %/yr",
+]
+
+
+def run_effort(n: int, workers: int) -> str:
+    """The effort-drift rows of VALIDATION.md: the same patients with the check off and on."""
+    t0 = time.perf_counter()
+    jobs = [(scn, check) for scn in effort_grid(n) for check in (False, True)]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        done = list(pool.map(_effort_job, jobs))
+    res = {(scn.name, check): r for scn, check, r in done}
+    rows = [summarize_effort(scn, res[(scn.name, False)], res[(scn.name, True)]) for scn in effort_grid(n)]
+    return (
+        table(EFFORT_HEADER, rows)
+        + f"\n\nRun time {time.perf_counter() - t0:.0f} s, n={n} per row, nightly looks over 24 months"
+    )
 
 
 def summarize_drop(scn: Scenario, hit: list[DropResult], stable: list[DropResult]) -> list[str]:
@@ -924,6 +1033,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--acute-sweep", action="store_true", help="operating points of the acute-drop noise floor instead"
     )
+    ap.add_argument(
+        "--effort",
+        action="store_true",
+        help="effort-drift rows: true 0 and -144 mL/yr with and without effort drift, check off and on",
+    )
     args = ap.parse_args(argv)
     if args.cohort is not None:
         text = run_external(args.cohort, args.truth, DEFAULT_THRESHOLDS)
@@ -933,6 +1047,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = run_sweep(args.n or 200, args.workers)
     elif args.precision:
         text = run_precision(args.n or 300, args.workers)
+    elif args.effort:
+        text = run_effort(args.n or 200, args.workers)
     else:
         n = args.n or (20 if args.quick else 200)
         text = run_synthetic(args.quick, n, args.workers, acute_only=args.acute)

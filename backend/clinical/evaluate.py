@@ -17,6 +17,7 @@ from backend.clinical import rules
 from backend.clinical.gli import ReferenceInputError, age_on, fev1_reference
 from backend.clinical.model import (
     AlertCandidate,
+    EffortDrift,
     Evaluation,
     NumberLike,
     PatientFacts,
@@ -29,7 +30,7 @@ from backend.clinical.model import (
 )
 from backend.clinical.series import DailySeries, day_to_date, home_series, latest_clinic
 from backend.clinical.thresholds import Thresholds
-from backend.clinical.trend import decline_estimate, verdict
+from backend.clinical.trend import decline_estimate, effort_drift, verdict, withhold_rapid_decline
 from backend.clinical.troughs import current_item, on_treatment, trough_flags, trough_schedule
 
 TREATMENT_BOUNDARY_KINDS = frozenset({"start", "resume", "stop", "interruption"})
@@ -112,6 +113,12 @@ def segment_trend(
     part = series.between(first, last)
     est = decline_estimate(part.day, part.fev1_l, part.device, thresholds) if len(part) >= 2 else None
     v = verdict(est, thresholds)
+    if (
+        v == "rapid_decline"
+        and est is not None
+        and withhold_rapid_decline(effort_drift(part.day, part.effort, part.device, thresholds))
+    ):
+        v = "declining" if est.ci_high < 0 else "stable"
     start = day_to_date(int(part.day[0])) if len(part) else day_to_date(max(first, 1))
     end = day_to_date(int(part.day[-1])) if len(part) else day_to_date(max(last, 1))
     return TrendSegment(
@@ -177,6 +184,10 @@ def compute_trend(
         )
         if verdict(est2, thresholds) != "rapid_decline":
             v = "declining" if est.ci_high < 0 else "stable"
+    drift = effort_drift(part.day, part.effort, part.device, thresholds) if len(part) >= 2 else None
+    withheld = v == "rapid_decline" and est is not None and withhold_rapid_decline(drift)
+    if withheld and est is not None:
+        v = "declining" if est.ci_high < 0 else "stable"
     pct = pct_lo = pct_hi = None
     level_pct = None
     if est is not None and len(part) >= 2:
@@ -245,8 +256,37 @@ def compute_trend(
         level_shifts=() if est is None else tuple((day_to_date(d), ml) for d, ml in est.level_shifts),
         menopausal_status=facts.menopausal_status,
         expected_untreated_slope_ml_per_year=expected_untreated_slope(facts, thresholds),
+        effort_drift_pct_per_year=None if drift is None else round(drift.slope_pct_per_year, 2),
+        effort_drift_ci_low=None if drift is None else round(drift.ci_low, 2),
+        effort_drift_ci_high=None if drift is None else round(drift.ci_high, 2),
+        effort_drift_n_days=0 if drift is None else drift.n_days,
+        effort_drift_detected=drift is not None and drift.detected,
+        rapid_decline_withheld=withheld,
+        effort_note=effort_note(drift, withheld, est, thresholds),
     )
     return result, current
+
+
+def effort_note(
+    drift: EffortDrift | None, withheld: bool, est: SlopeEstimate | None, thresholds: Thresholds
+) -> str | None:
+    """What the trend says about effort, and what was done about a rapid decline."""
+    if drift is None or not drift.detected:
+        return None
+    level = round(100 * thresholds.effort_drift_confidence)
+    text = (
+        f"Effort may be worsening: PEF is falling relative to FEV1 by {-drift.slope_pct_per_year:.1f} % "
+        f"a year ({level} % CI {-drift.ci_high:.1f} to {-drift.ci_low:.1f} %, {drift.n_days} reading "
+        "days with PEF). PEF depends on effort far more than FEV1 (ATS/ERS 2019), so a submaximal "
+        "blow lowers PEF first; check technique."
+    )
+    if withheld and est is not None:
+        text += (
+            f" The FEV1 slope ({est.slope_ml_per_year:.0f} mL/year) met the rapid-decline rule but is "
+            "not reported as a confident decline: a data-quality review alert was raised instead. "
+            "Confirm with supervised (clinic) spirometry or coached home sessions."
+        )
+    return text
 
 
 def _treatment_context(
@@ -293,6 +333,9 @@ def _fev1_alerts(
     if decline is not None:
         swapped = rules.fev1_drop_with_symptoms(decline, side, as_of - window, as_of, thresholds)
         out.append(swapped or decline)
+    effort = rules.fev1_effort_drift(trend, thresholds, segment_key=segment.key)
+    if effort is not None:
+        out.append(effort)
     drop = rules.find_acute_drop(series, as_of_day, thresholds)
     drop_alert = rules.acute_fev1_drop(drop, thresholds)
     if drop_alert is not None and drop is not None:

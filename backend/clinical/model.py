@@ -29,6 +29,7 @@ RULE_IDS = (
     "lam_event",
     "readings_overdue",
     "repeated_missed_doses",
+    "fev1_effort_drift",
 )
 
 
@@ -62,6 +63,9 @@ class SpirometryReading:
     grade: str | None = None  # ATS/ERS 2019 session grade; None when no blows were sent
     setting: str = "home"  # 'home' | 'clinic'
     device_id: str | None = None
+    # peak expiratory flow of the same session: the most effort-dependent index
+    # (ATS/ERS 2019), used to tell worsening effort from falling FEV1
+    pef_l_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +156,23 @@ class SlopeEstimate:
 
 
 @dataclass(frozen=True, slots=True)
+class EffortDrift:
+    """Slope of ln(PEF / FEV1) over the trend window: a sign of worsening effort.
+
+    PEF depends on effort far more than FEV1 (ATS/ERS 2019), so a submaximal
+    blow lowers PEF relative to FEV1; a true loss of lung function lowers both.
+    Slopes are in % per year (100 x the change of the natural log per year).
+    """
+
+    slope_pct_per_year: float
+    ci_low: float
+    ci_high: float
+    n_days: int  # reading days with both PEF and FEV1
+    span_days: float
+    detected: bool
+
+
+@dataclass(frozen=True, slots=True)
 class TrendSegment:
     label: str  # 'before_treatment' | 'on_treatment' | 'off_treatment' | 'dose_<date>'
     start: date
@@ -201,6 +222,15 @@ class TrendResult:
     # untreated natural decline expected for her menopausal status (NHLBI registry)
     menopausal_status: str | None = None
     expected_untreated_slope_ml_per_year: float | None = None
+    # effort drift over the same window (PEF relative to FEV1, % per year), and
+    # whether it stopped a rapid decline from being reported as a confident one
+    effort_drift_pct_per_year: float | None = None
+    effort_drift_ci_low: float | None = None
+    effort_drift_ci_high: float | None = None
+    effort_drift_n_days: int = 0
+    effort_drift_detected: bool = False
+    rapid_decline_withheld: bool = False
+    effort_note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

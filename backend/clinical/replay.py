@@ -21,7 +21,7 @@ from backend.clinical.model import PatientHistory, SlopeEstimate
 from backend.clinical.rules import find_acute_drop
 from backend.clinical.series import DailySeries, home_series
 from backend.clinical.thresholds import Thresholds
-from backend.clinical.trend import decline_estimate, verdict
+from backend.clinical.trend import decline_estimate, effort_drift, verdict, withhold_rapid_decline
 
 
 def end_of_local_day(day: date, timezone: str) -> datetime:
@@ -56,6 +56,9 @@ class Fev1Flags:
     acute_drop_days: tuple[int, ...]  # onset-keyed episodes: first night each was flagged
     acute_drop_onsets: tuple[int, ...]
     final_estimate: SlopeEstimate | None
+    # first night the rule's verdict was withheld for effort drift (the
+    # data-quality review alert `fev1_effort_drift`), when it was
+    effort_review_day: int | None = None
 
 
 SlopeFn = Callable[[DailySeries], SlopeEstimate | None]
@@ -79,6 +82,9 @@ def fev1_first_flags(
     `segment_start_day`). `slope_fn`/`decide` replace the detector (used for the
     least-squares comparator); by default the product's estimator and verdict.
     Acute-drop episodes are counted once per onset day (the episode key).
+    With the default detector a rapid-decline verdict withheld for effort
+    drift (`trend.withhold_rapid_decline`, as in `/trend`) is not a flag; the
+    first such night is reported as `effort_review_day`.
     """
     window = thresholds.trend_window_days
     seg0 = -(10**9) if segment_start_day is None else segment_start_day
@@ -92,6 +98,8 @@ def fev1_first_flags(
         return verdict(e, thresholds) == "rapid_decline"
 
     dec = decide or default_decide
+    check_effort = decide is None and slope_fn is None and series.effort is not None
+    effort_day: int | None = None
 
     rapid: int | None = None
     last_key: tuple[int, int] | None = None
@@ -118,9 +126,20 @@ def fev1_first_flags(
                         series.device[lo:hi],
                         series.n_sessions[lo:hi],
                         series.first_home_day,
+                        None if series.effort is None else series.effort[lo:hi],
                     )
                     est = fn(part)
                     last_flag = dec(est)
+                    if (
+                        last_flag
+                        and check_effort
+                        and withhold_rapid_decline(
+                            effort_drift(part.day, part.effort, part.device, thresholds)
+                        )
+                    ):
+                        last_flag = False
+                        if effort_day is None:
+                            effort_day = d
                 else:
                     last_flag = False
             history[d] = last_flag
@@ -131,4 +150,4 @@ def fev1_first_flags(
             if drop is not None and drop.onset_day not in onsets:
                 onsets.append(drop.onset_day)
                 drop_days.append(d)
-    return Fev1Flags(rapid, tuple(drop_days), tuple(onsets), est)
+    return Fev1Flags(rapid, tuple(drop_days), tuple(onsets), est, effort_day)

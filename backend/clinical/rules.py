@@ -167,6 +167,50 @@ def rapid_fev1_decline(
     )
 
 
+def fev1_effort_drift(
+    trend: TrendResult, thresholds: Thresholds, *, segment_key: str
+) -> AlertCandidate | None:
+    """Data-quality review: FEV1 met the rapid-decline rule while effort seems to worsen.
+
+    Raised instead of `rapid_fev1_decline` when the trend withheld the verdict
+    (`trend.withhold_rapid_decline`): PEF fell relative to FEV1 over the same
+    window (ATS/ERS 2019: PEF is the most effort-dependent index), so the fall
+    may be technique, not lung function. Same episode scheme as the decline.
+    """
+    if not trend.rapid_decline_withheld or trend.slope_ml_per_year is None:
+        return None
+    numbers: dict[str, NumberLike] = {
+        "slope_ml_per_year": _r(trend.slope_ml_per_year),
+        "ci_low_ml_per_year": _r(trend.ci_low),
+        "ci_high_ml_per_year": _r(trend.ci_high),
+        "effort_drift_pct_per_year": _r(trend.effort_drift_pct_per_year, 2),
+        "effort_drift_ci_low": _r(trend.effort_drift_ci_low, 2),
+        "effort_drift_ci_high": _r(trend.effort_drift_ci_high, 2),
+        "effort_drift_n_days": trend.effort_drift_n_days,
+        "effort_drift_threshold_pct_per_year": -thresholds.effort_drift_min_pct_per_year,
+        "n_readings": trend.n_readings,
+        "span_days": _r(trend.span_days, 0),
+        "window_start": None if trend.window_start is None else trend.window_start.isoformat(),
+        "segment": segment_key,
+    }
+    explanation = (
+        f"Home FEV1 is falling by {-trend.slope_ml_per_year:.0f} mL/year over {trend.span_days:.0f} days, "
+        f"but PEF is falling faster than FEV1 (PEF/FEV1 {trend.effort_drift_pct_per_year or 0:+.1f} % a "
+        f"year, {round(100 * thresholds.effort_drift_confidence)} % CI "
+        f"{trend.effort_drift_ci_low or 0:+.1f} to {trend.effort_drift_ci_high or 0:+.1f}): effort may be "
+        "worsening. Not reported as a rapid decline. Check technique (watch or coach a session) and "
+        "confirm FEV1 with clinic spirometry before calling it progression."
+    )
+    return AlertCandidate(
+        rule="fev1_effort_drift",
+        severity="review",
+        episode_key=f"fev1_effort_drift:{segment_key}",
+        numbers=numbers,
+        explanation=explanation,
+        patient_message=None,
+    )
+
+
 # -------------------------------------------------------------- acute drop
 
 

@@ -47,6 +47,9 @@ class DailySeries:
     device: IntArray
     n_sessions: IntArray
     first_home_day: int | None  # first home session of any grade, before the learning cut
+    # effort index: median over the day's sessions of ln(PEF / FEV1), NaN on
+    # days without PEF; None when no session of the series carried PEF
+    effort: FloatArray | None = None
 
     def __len__(self) -> int:
         return int(self.day.size)
@@ -60,6 +63,7 @@ class DailySeries:
             self.device[:end],
             self.n_sessions[:end],
             self.first_home_day,
+            None if self.effort is None else self.effort[:end],
         )
 
     def between(self, first_day: int, last_day: int) -> DailySeries:
@@ -71,6 +75,7 @@ class DailySeries:
             self.device[start:end],
             self.n_sessions[start:end],
             self.first_home_day,
+            None if self.effort is None else self.effort[start:end],
         )
 
 
@@ -128,6 +133,7 @@ def home_series(
     seen: set[tuple[datetime, float, str | None]] = set()
     days: list[int] = []
     values: list[float] = []
+    pefs: list[float] = []
     devices: list[str | None] = []
     first_home: int | None = None
     lo, hi = thresholds.fev1_plausible_min_l, thresholds.fev1_plausible_max_l
@@ -145,6 +151,7 @@ def home_series(
         seen.add(key)
         days.append(d)
         values.append(r.fev1_l)
+        pefs.append(np.nan if r.pef_l_s is None else r.pef_l_s)
         devices.append(r.device_id)
     if not days:
         return DailySeries(
@@ -161,6 +168,7 @@ def home_series(
         codes,
         thresholds,
         first_home_day=first_home,
+        pef_l_s=np.asarray(pefs, np.float64),
     )
 
 
@@ -171,11 +179,13 @@ def series_from_arrays(
     thresholds: Thresholds,
     *,
     first_home_day: int | None = None,
+    pef_l_s: FloatArray | None = None,
 ) -> DailySeries:
     """Fast path for callers that already hold arrays (nightly batch, validation).
 
     `day` are local-day ordinals of trusted home sessions; the learning period
-    is counted from `first_home_day` (default: the first day given).
+    is counted from `first_home_day` (default: the first day given). `pef_l_s`
+    (NaN where a session has none) gives the daily effort index.
     """
     if device is None:
         device = np.zeros(day.size, np.int64)
@@ -184,7 +194,32 @@ def series_from_arrays(
     first = int(day.min()) if first_home_day is None else first_home_day
     keep = day >= first + thresholds.learning_days
     d, v, dev, n = aggregate_daily(day[keep], fev1_l[keep], device[keep], thresholds.daily_aggregate)
-    return DailySeries(d, v, dev, n, first)
+    effort = None if pef_l_s is None else daily_effort_index(d, day[keep], fev1_l[keep], pef_l_s[keep])
+    return DailySeries(d, v, dev, n, first, effort)
+
+
+def daily_effort_index(
+    days: IntArray, day: IntArray, fev1_l: FloatArray, pef_l_s: FloatArray
+) -> FloatArray | None:
+    """Median of ln(PEF / FEV1) over each day's sessions with a PEF; NaN on days without.
+
+    The ratio is taken within a session (the same blow's effort); its median
+    per day, like FEV1's, is robust to one poor session. None if no session has PEF.
+    """
+    ok = np.isfinite(pef_l_s) & (pef_l_s > 0) & (fev1_l > 0)
+    if not ok.any():
+        return None
+    r = np.log(pef_l_s[ok] / fev1_l[ok])
+    dd = day[ok]
+    order = np.lexsort((r, dd))
+    dd, r = dd[order], r[order]
+    u, start, counts = np.unique(dd, return_index=True, return_counts=True)
+    med = 0.5 * (r[start + (counts - 1) // 2] + r[start + counts // 2])
+    out = np.full(days.size, np.nan)
+    pos = np.searchsorted(days, u)
+    inside = (pos < days.size) & (days[np.minimum(pos, days.size - 1)] == u)
+    out[pos[inside]] = med[inside]
+    return out
 
 
 def _device_codes(devices: Sequence[str | None]) -> IntArray:

@@ -14,10 +14,23 @@ Home noise is a day-level AR(1) process (marginal SD `noise_sd_ml`, lag-1
 correlation `ar1_rho`) plus a small within-day session noise; a fraction of
 sessions are submaximal outliers (20-50 % low). Days with readings follow the
 configured days per week, with adherence gaps of 1-3 weeks.
+
+Each session also has a PEF and an FVC with physiologically honest effort
+dependence (ATS/ERS 2019, Graham et al. AJRCCM 2019): PEF is set by the effort
+at the start of the blow and is the most effort-dependent index; FEV1 is
+relatively effort-independent; FVC falls when expiration is cut short. Every
+effort loss of a session (effort drift, the learning period, submaximal and
+poorly graded sessions) that lowers FEV1 by a factor e lowers PEF by
+e ** `pef_effort_exponent` (3: a 5 % FEV1 loss is a ~14 % PEF loss) and FVC by
+e ** `fvc_effort_exponent` (1.5). A true change in lung function moves PEF and
+FVC in proportion to FEV1 (a per-patient PEF/FEV1 and FEV1/FVC). The
+exponents are simulation assumptions, not published constants. PEF and FVC
+draw on their own random stream, so FEV1 values do not depend on them.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -90,6 +103,19 @@ class CohortConfig:
     # drops that recover), a replacement device reading `replacement_step_ml`
     # differently from `replacement_day`, with or without a new device id
     effort_drift_ml_per_year: float = 0.0
+    # effort dependence of PEF and FVC (module docstring), their technique noise
+    # (CV, day-level AR(1) with `ar1_rho`), per-patient PEF/FEV1 (L/s per L) and
+    # FEV1/FVC, per-device PEF calibration (CV), share of patients whose device sends PEF
+    pef_effort_exponent: float = 3.0
+    fvc_effort_exponent: float = 1.5
+    pef_noise_cv: float = 0.06
+    fvc_noise_cv: float = 0.03
+    pef_per_fev1_mean: float = 2.4
+    pef_per_fev1_sd: float = 0.3
+    fev1_fvc_mean: float = 0.68
+    fev1_fvc_sd: float = 0.06
+    pef_device_cv: float = 0.04
+    pef_reported_p: float = 1.0
     infection_dips_per_year: float = 0.0
     infection_dip_fraction: float = 0.15
     infection_recovery_days: int = 21
@@ -124,6 +150,8 @@ class Fev1Arrays:
     device: IntArray
     clinic_day: IntArray
     clinic_fev1_l: FloatArray
+    pef_l_s: FloatArray | None = None  # None: her device sends no PEF
+    fvc_l: FloatArray | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,13 +224,19 @@ def simulate_fev1(
             truth[int(d0) :] *= 1.0 - cfg.infection_dip_fraction * shape
     noise = _ar1(rng, cfg.days, cfg.noise_sd_ml / 1000.0, cfg.ar1_rho)
     learning = cfg.learning_effect_ml / 1000.0 * np.exp(-all_days / cfg.learning_tau_days)
-    daily = truth + noise - learning + cfg.effort_drift_ml_per_year / 1000.0 * years
+    drift = cfg.effort_drift_ml_per_year / 1000.0 * years
+    daily = truth + noise - learning + drift
+    # effort factor of each day (FEV1 with / without the effort loss)
+    effort_daily = np.clip(1.0 - learning / truth, 0.2, 1.0) * np.clip(1.0 + drift / truth, 0.2, 1.5)
     days = _reading_days(rng, cfg)
     extra = days[rng.random(days.size) < cfg.second_session_p]
     sess_day = np.sort(np.concatenate((days, extra)))
     values = daily[sess_day] + rng.normal(0.0, cfg.within_day_sd_ml / 1000.0, sess_day.size)
+    effort = effort_daily[sess_day]
     outlier = rng.random(sess_day.size) < cfg.outlier_p
-    values[outlier] *= rng.uniform(0.5, 0.8, int(outlier.sum()))
+    u = rng.uniform(0.5, 0.8, int(outlier.sum()))
+    values[outlier] *= u
+    effort[outlier] *= u
     device = np.zeros(sess_day.size, np.int64)
     if rng.random() < cfg.device_change_p:
         change = int(rng.integers(60, max(61, cfg.days - 60)))
@@ -216,16 +250,48 @@ def simulate_fev1(
     if rng.random() < cfg.graded_device_p:
         grade = rng.choice(GRADES, size=sess_day.size, p=GRADE_P)
         poor = np.isin(grade, ["D", "E", "U", "F"])
-        values[poor] -= rng.uniform(0.0, 0.3, int(poor.sum()))
+        loss = rng.uniform(0.0, 0.3, int(poor.sum()))
+        effort[poor] *= np.clip(1.0 - loss / np.maximum(values[poor], 0.2), 0.2, 1.0)
+        values[poor] -= loss
     else:
         grade = np.full(sess_day.size, "", dtype="<U1")
     values = np.asarray(np.round(np.maximum(values, 0.2), 3), dtype=np.float64)
+    pef, fvc = _pef_fvc(cfg, patient_id, sess_day, values, effort, device)
     clinic_day = np.arange(0, cfg.days, cfg.clinic_every_days, dtype=np.int64)
     clinic = np.round(
         truth[clinic_day] + rng.normal(0.0, cfg.clinic_noise_sd_ml / 1000.0, clinic_day.size), 3
     )
-    arrays = Fev1Arrays(sess_day.astype(np.int64), values, grade, device, clinic_day, clinic)
+    arrays = Fev1Arrays(sess_day.astype(np.int64), values, grade, device, clinic_day, clinic, pef, fvc)
     return arrays, PatientTruth(patient_id, slope, on_slope, start_day, base, tuple(drops))
+
+
+def _pef_fvc(
+    cfg: CohortConfig,
+    patient_id: str,
+    sess_day: IntArray,
+    fev1: FloatArray,
+    effort: FloatArray,
+    device: IntArray,
+) -> tuple[FloatArray | None, FloatArray]:
+    """PEF and FVC of each session from its FEV1 and effort factor (module docstring)."""
+    rng = np.random.default_rng([cfg.seed, zlib.crc32(patient_id.encode()), 2019])
+    ratio = float(np.clip(rng.normal(cfg.pef_per_fev1_mean, cfg.pef_per_fev1_sd), 1.2, 4.0))
+    fev1_fvc = float(np.clip(rng.normal(cfg.fev1_fvc_mean, cfg.fev1_fvc_sd), 0.4, 0.9))
+    days = int(sess_day.max()) + 1 if sess_day.size else 1
+    pef_tech = _ar1(rng, days, cfg.pef_noise_cv, cfg.ar1_rho)[sess_day]
+    pef_tech += rng.normal(0.0, 0.5 * cfg.pef_noise_cv, sess_day.size)  # within-day
+    cal = rng.normal(0.0, cfg.pef_device_cv, int(device.max()) + 1 if device.size else 1)
+    e = np.clip(effort, 0.05, 1.5)
+    pef = ratio * fev1 * e ** (cfg.pef_effort_exponent - 1.0) * np.exp(pef_tech + cal[device])
+    fvc = (
+        fev1
+        / fev1_fvc
+        * e ** (cfg.fvc_effort_exponent - 1.0)
+        * np.exp(rng.normal(0.0, cfg.fvc_noise_cv, sess_day.size))
+    )
+    fvc = np.maximum(fvc, fev1)
+    sends_pef = rng.random() < cfg.pef_reported_p
+    return (np.round(pef, 2) if sends_pef else None), np.round(fvc, 3)
 
 
 def simulate_fev1_cohort(cfg: CohortConfig) -> list[tuple[Fev1Arrays, PatientTruth]]:
@@ -255,19 +321,21 @@ def simulate_patient(rng: np.random.Generator, cfg: CohortConfig, index: int) ->
     dob = cfg.start - timedelta(days=int(age * 365.25))
     height = float(np.clip(rng.normal(163, 7), 145, 185))
     hours = rng.uniform(7.0, 21.0, arrays.day.size)
-    devices = [f"{pid}-dev{k}" for k in range(2)]
+    devices = [f"{pid}-dev{k}" for k in range(int(arrays.device.max(initial=0)) + 1)]
+    fvc_all = arrays.fvc_l if arrays.fvc_l is not None else arrays.fev1_l / 0.72
     readings = [
         SpirometryReading(
             id=f"{pid}-r{k}",
             measured_at=_at(cfg, zone, int(d), float(h)),
             fev1_l=float(v),
-            fvc_l=round(float(v) / 0.72, 3),
+            fvc_l=float(fvc),
             grade=str(g) or None,
             setting="home",
             device_id=devices[int(dev)],
+            pef_l_s=None if arrays.pef_l_s is None else float(arrays.pef_l_s[k]),
         )
-        for k, (d, v, g, dev, h) in enumerate(
-            zip(arrays.day, arrays.fev1_l, arrays.grade, arrays.device, hours, strict=True)
+        for k, (d, v, g, dev, h, fvc) in enumerate(
+            zip(arrays.day, arrays.fev1_l, arrays.grade, arrays.device, hours, fvc_all, strict=True)
         )
     ]
     readings += [

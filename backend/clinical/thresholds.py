@@ -47,6 +47,9 @@ class Thresholds:
     natural_decline_postmenopausal_ml_per_year: float = -74.0
     natural_decline_unknown_ml_per_year: float = -89.0
     outlier_robust_z: float = 4.0
+    effort_drift_min_pct_per_year: float = 4.0
+    effort_drift_confidence: float = 0.95
+    effort_drift_min_days: int = 30
     split_at_dose_changes: bool = False
 
     # --- acute drop (Bjortuft 1993) ------------------------------------------
@@ -141,7 +144,7 @@ class Thresholds:
                     raise ValueError(f"{f.name} must be at most {ceiling:g} (default {f.default})")
         if not 0.0 < self.acute_drop_fraction < 1.0:
             raise ValueError("acute_drop_fraction must be between 0 and 1")
-        for name in ("trend_confidence", "rapid_decline_confidence"):
+        for name in ("trend_confidence", "rapid_decline_confidence", "effort_drift_confidence"):
             if not 0.5 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0.5, 1)")
         if self.acute_drop_noise_z < 0:
@@ -232,6 +235,11 @@ _GUPTA = "Gupta et al., Chest 2019 (NHLBI registry: untreated decline 89 ± 53 m
 _LABEL = "Rapamune prescribing information, section 2 (therapeutic drug monitoring)"
 _BJORTUFT = "Bjortuft et al., ERJ 1993 (home spirometry after lung transplantation)"
 _ATS_ERS = "Graham et al., ATS/ERS spirometry standard 2019 (session grades)"
+_ATS_ERS_EFFORT = (
+    "Graham et al., Standardization of Spirometry 2019 Update, ATS/ERS, AJRCCM 2019 "
+    "(maximal effort from the start of the blow: PEF and back-extrapolated volume reflect "
+    "effort; FVC needs an end-of-forced-expiration plateau)"
+)
 _CTCAE = "NCI CTCAE v5.0 and PRO-CTCAE (severe ~ grade 3, very severe ~ grade 4)"
 _LABEL_DDI = "Rapamune prescribing information, section 7.2 (CYP3A4 / P-gp inhibitors and inducers)"
 _LAM_LABEL = (
@@ -305,6 +313,19 @@ THRESHOLD_SOURCES: dict[str, str] = {
     ),
     "natural_decline_unknown_ml_per_year": f"{_GUPTA}: registry mean untreated decline 89 mL/yr",
     "outlier_robust_z": f"{_PRODUCT}: robust z beyond which a reading is reported as outlier",
+    "effort_drift_min_pct_per_year": (
+        f"{_PRODUCT}: a rapid decline is withheld (data-quality review alert instead) when "
+        "ln(PEF/FEV1) over the same window falls at least this fast (% per year) with its "
+        "interval below 0. PEF is the most effort-dependent index and FEV1 relatively "
+        f"effort-independent ({_ATS_ERS_EFFORT}), so worsening effort lowers PEF/FEV1 while a "
+        "true decline lowers both; 0 turns the check off. Calibrated by simulation "
+        "(VALIDATION.md, effort-drift rows)"
+    ),
+    "effort_drift_confidence": (
+        f"{_PRODUCT}: two-sided confidence of the PEF/FEV1 slope interval (AR(1)-adjusted, "
+        "as for FEV1) that must lie below 0 for effort drift"
+    ),
+    "effort_drift_min_days": f"{_PRODUCT}: reading days with PEF needed to judge effort drift",
     "split_at_dose_changes": f"{_PRODUCT}: also split on-treatment slopes at dose changes",
     "acute_drop_fraction": f"{_BJORTUFT}: FEV1 >= 10 % below the 7-day baseline",
     "acute_persistence_days": f"{_BJORTUFT}: drop persisting >= 2 days",

@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-from backend.clinical.model import SlopeEstimate
+from backend.clinical.model import EffortDrift, SlopeEstimate
 from backend.clinical.thresholds import Thresholds
 
 FloatArray = npt.NDArray[np.float64]
@@ -451,3 +451,69 @@ def verdict(estimate: SlopeEstimate | None, thresholds: Thresholds) -> str:
     if estimate.ci_low > 0:
         return "improving"
     return "stable"
+
+
+def effort_drift(
+    day: npt.ArrayLike,
+    effort: npt.ArrayLike | None,
+    device: npt.ArrayLike,
+    thresholds: Thresholds,
+) -> EffortDrift | None:
+    """Trend of ln(PEF / FEV1) over the readings the decline rule judges.
+
+    Effort dependence (ATS/ERS 2019, Graham et al. AJRCCM 2019): PEF is set by
+    the effort at the start of the blow and is the most effort-dependent index;
+    FEV1 is relatively effort-independent once effort passes a threshold. A
+    patient whose effort slowly worsens therefore loses PEF much faster than
+    FEV1, and ln(PEF / FEV1) falls; a true loss of lung function (LAM is an
+    obstructive disease) lowers PEF and FEV1 together and leaves the ratio
+    about level. The slope is the same robust estimator as FEV1's (Huber, one
+    intercept per device, since devices differ in PEF calibration, AR(1)-honest
+    interval at `effort_drift_confidence`), in % per year. `detected` needs the
+    slope at or below -`effort_drift_min_pct_per_year` and the whole interval
+    below zero. None without `effort_drift_min_days` reading days with PEF.
+    """
+    if effort is None:
+        return None
+    t = np.asarray(day, np.float64)
+    y = np.asarray(effort, np.float64)
+    g = np.asarray(device, np.int64)
+    ok = np.isfinite(y)
+    if int(ok.sum()) < max(thresholds.effort_drift_min_days, 3):
+        return None
+    est = robust_slope(
+        t[ok],
+        y[ok],
+        g[ok],
+        confidence=thresholds.effort_drift_confidence,
+        outlier_z=thresholds.outlier_robust_z,
+    )
+    if est is None:
+        return None
+    # robust_slope reports 1000 x (units of y) per year; y is a natural log
+    slope, lo, hi = est.slope_ml_per_year / 10.0, est.ci_low / 10.0, est.ci_high / 10.0
+    detected = bool(
+        thresholds.effort_drift_min_pct_per_year > 0
+        and est.span_days >= thresholds.trend_min_span_days
+        and slope <= -thresholds.effort_drift_min_pct_per_year
+        and hi < 0.0
+    )
+    return EffortDrift(
+        slope_pct_per_year=slope,
+        ci_low=lo,
+        ci_high=hi,
+        n_days=est.n_readings,
+        span_days=est.span_days,
+        detected=detected,
+    )
+
+
+def withhold_rapid_decline(drift: EffortDrift | None) -> bool:
+    """Whether a rapid-decline verdict is withheld for worsening effort.
+
+    The decision used by `/trend`, the alerts and the cohort replay: when effort
+    drift is detected over the same window, the FEV1 decline is not reported as
+    a confident one; a data-quality review alert (`fev1_effort_drift`) asks the
+    team to check technique instead.
+    """
+    return drift is not None and drift.detected

@@ -50,6 +50,7 @@ def _reading(s: Any) -> cm.SpirometryReading:
         grade=s.fev1_grade or s.session_grade,
         setting=s.setting,
         device_id=device_id(s.device),
+        pef_l_s=s.pef_l_s,
     )
 
 
@@ -110,7 +111,17 @@ STREAMS = (
         "readings",
         S,
         S.measured_at,
-        (S.id, S.measured_at, S.fev1_l, S.fvc_l, S.fev1_grade, S.session_grade, S.setting, S.device),
+        (
+            S.id,
+            S.measured_at,
+            S.fev1_l,
+            S.fvc_l,
+            S.fev1_grade,
+            S.session_grade,
+            S.setting,
+            S.device,
+            S.pef_l_s,
+        ),
         _reading,
         lambda th: max(th.trend_window_days, th.acute_lookback_days, th.start_criterion_home_days) + 60,
     ),

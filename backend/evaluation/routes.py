@@ -101,6 +101,35 @@ class TrendSchema(StrictSchema):
             "(NHLBI registry: -118 premenopausal, -74 postmenopausal, -89 overall)"
         },
     )
+    effort_drift_pct_per_year = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "Slope of ln(PEF/FEV1) over the same window, % per year: PEF is the most "
+            "effort-dependent index (ATS/ERS 2019), so worsening effort makes it fall; null without "
+            "enough sessions with PEF"
+        },
+    )
+    effort_drift_ci_low = fields.Float(allow_none=True)
+    effort_drift_ci_high = fields.Float(allow_none=True)
+    effort_drift_n_days = fields.Integer(
+        required=True, metadata={"description": "Reading days with both PEF and FEV1 in the window."}
+    )
+    effort_drift_detected = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "PEF/FEV1 falls at least `effort_drift_min_pct_per_year` with its interval below 0"
+        },
+    )
+    rapid_decline_withheld = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "FEV1 met the rapid-decline rule but effort drift was detected: the verdict is "
+            "not rapid_decline and a data-quality review alert (fev1_effort_drift) is raised instead"
+        },
+    )
+    effort_note = fields.String(
+        allow_none=True, metadata={"description": "What the trend says about effort and what was done."}
+    )
 
 
 def _learning_note(trend: Any) -> str | None:

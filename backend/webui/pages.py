@@ -76,6 +76,7 @@ def patient_view(session: Session, patient: Patient, *, now: datetime) -> Patien
             SpirometrySession.setting,
             SpirometrySession.fev1_grade,
             SpirometrySession.session_grade,
+            SpirometrySession.pef_l_s,
         )
         .where(
             SpirometrySession.patient_id == patient.id,
@@ -92,6 +93,7 @@ def patient_view(session: Session, patient: Patient, *, now: datetime) -> Patien
             fev1_l=r.fev1_l,
             grade=r.fev1_grade or r.session_grade,
             setting=r.setting,
+            pef_l_s=r.pef_l_s,
         )
         for i, r in enumerate(sessions)
     ]
