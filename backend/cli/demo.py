@@ -192,16 +192,14 @@ def _spread_for_report(h: Any, k: int) -> Any:
 
 
 def _report_profile(date_of_birth: Any, h: Any, i: int) -> dict[str, Any]:
-    """Menopausal status and diagnosis date, for profiles that have the fields."""
-    profile: dict[str, Any] = {}
+    """Menopausal status and diagnosis date of her clinical profile."""
     last = h.readings[-1].measured_at.date() if h.readings else date_of_birth
     anchor = h.regimens[0].effective_at.date() if h.regimens else last
-    if hasattr(Patient, "menopausal_status"):
-        age = (anchor - date_of_birth).days / 365.25
-        profile["menopausal_status"] = "postmenopausal" if age >= 50 else "premenopausal"
-    if hasattr(Patient, "diagnosis_date"):
-        profile["diagnosis_date"] = anchor - timedelta(days=int(365.25 * (0.5 + (i * 37 % 80) / 10)))
-    return profile
+    age = (anchor - date_of_birth).days / 365.25
+    return {
+        "menopausal_status": "postmenopausal" if age >= 50 else "premenopausal",
+        "diagnosis_date": anchor - timedelta(days=int(365.25 * (0.5 + (i * 37 % 80) / 10))),
+    }
 
 
 def _time_of(stream: str, item: dict[str, Any]) -> datetime:

@@ -51,6 +51,16 @@ class PatientFacts:
     # patient on sirolimus by profile with no logged start and no trough.
     monitoring_since: date | None = None
     menopausal_status: str | None = None  # 'premenopausal' | 'postmenopausal' | 'unknown'
+    # Clinical profile kept by the care team (treatment start criteria).
+    diagnosis_date: date | None = None
+    dlco_ml_min_mmhg: float | None = None
+    dlco_percent_predicted: float | None = None
+    dlco_measured_on: date | None = None
+    aml_largest_cm: float | None = None  # largest renal angiomyolipoma diameter
+    aml_imaging_date: date | None = None
+    chylous_effusion: str = "absent"  # 'absent' | 'pleural' | 'ascites' | 'both'
+    chylous_effusion_symptomatic: bool = False
+    chylous_effusion_date: date | None = None
 
 
 @dataclass(frozen=True, slots=True)

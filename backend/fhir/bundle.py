@@ -116,9 +116,8 @@ def lam_condition(patient: Any, subject: dict[str, str]) -> dict[str, Any]:
         },
         "subject": subject,
     }
-    diagnosis = getattr(patient, "diagnosis_date", None)
-    if isinstance(diagnosis, date):
-        resource["onsetDateTime"] = diagnosis.isoformat()
+    if patient.diagnosis_date is not None:
+        resource["onsetDateTime"] = patient.diagnosis_date.isoformat()
     return resource
 
 
