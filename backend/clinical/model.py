@@ -20,6 +20,8 @@ RULE_IDS = (
     "rapid_fev1_decline",
     "acute_fev1_drop",
     "fev1_drop_with_symptoms",
+    "treatment_start_criteria",
+    # the FEV1-only start rule it replaced: alerts stored under it stay readable
     "fev1_below_start_criterion",
     "trough_draw_due",
     "trough_draw_missed",
@@ -30,6 +32,9 @@ RULE_IDS = (
     "readings_overdue",
     "repeated_missed_doses",
 )
+
+# Former rule ids -> the rule that replaced them (filtering by either finds both).
+RULE_ALIASES = {"fev1_below_start_criterion": "treatment_start_criteria"}
 
 
 # --------------------------------------------------------------------- inputs
