@@ -86,8 +86,10 @@ def update_patient(
             "The trough target range is empty.",
             errors={"trough_target_low": ["Must be below trough_target_high."]},
         )
-    current = {name: getattr(patient, name) for name in ("date_of_birth", "timezone", *PROFILE_FIELDS)}
-    check_profile({**current, **changes}, now=now)
+    if set(changes) & set(PROFILE_FIELDS):
+        # checked as it will be stored (a time-zone change alone leaves it as it was)
+        current = {name: getattr(patient, name) for name in ("date_of_birth", "timezone", *PROFILE_FIELDS)}
+        check_profile({**current, **changes}, now=now)
     for key, value in changes.items():
         setattr(patient, key, value)
     if changes:
