@@ -34,6 +34,7 @@ RULE_LABELS: dict[str, str] = {
     "rapid_fev1_decline": "Rapid FEV1 decline",
     "acute_fev1_drop": "Acute FEV1 drop",
     "fev1_drop_with_symptoms": "FEV1 drop with respiratory symptoms",
+    "treatment_start_criteria": "Treatment start criteria met",
     "fev1_below_start_criterion": "FEV1 below the treatment start criterion",
     "trough_draw_due": "Trough draw due",
     "trough_draw_missed": "Trough draw missed",

@@ -26,6 +26,7 @@ from backend.auth.permissions import (
     require_clinician,
 )
 from backend.auth.principal import Principal
+from backend.clinical.model import RULE_ALIASES
 from backend.db import utcnow
 from backend.errors import NotFound, Unprocessable
 from backend.patients.access import load_patient_for
@@ -121,6 +122,12 @@ def _audit(
     )
 
 
+def _same_rule(rule: str) -> list[str]:
+    """The rule and the former ids of it (or, for a former id, its successor)."""
+    current = RULE_ALIASES.get(rule, rule)
+    return [current, *(old for old, new in RULE_ALIASES.items() if new == current)]
+
+
 @blp.route("/alerts")
 class Alerts(MethodView):
     @blp.arguments(AlertListArgs, location="query")
@@ -136,9 +143,11 @@ class Alerts(MethodView):
         stmt = select(Alert).where(
             Alert.patient_id.in_(select(Patient.id).where(Patient.care_team_id.in_(teams)))
         )
-        for name in ("patient_id", "rule", "severity", "status"):
+        for name in ("patient_id", "severity", "status"):
             if args.get(name):
                 stmt = stmt.where(getattr(Alert, name) == args[name])
+        if args.get("rule"):
+            stmt = stmt.where(Alert.rule.in_(_same_rule(args["rule"])))
         rows, cursor = _page(stmt, args)
         _audit(principal, "alert.list", patient_id=args.get("patient_id"), detail=f"{len(rows)} alerts")
         session.commit()

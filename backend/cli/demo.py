@@ -25,7 +25,7 @@ from backend.config import Settings
 from backend.db import make_engine, make_sessionmaker, utcnow
 from backend.patients.accounts import create_clinician, create_team, register_patient
 from backend.patients.models import CareTeam, Patient
-from backend.patients.services import create_patient
+from backend.patients.services import create_patient, update_patient
 from backend.streams.ingest import ingest_batch
 from backend.streams.registry import STREAMS
 
@@ -81,8 +81,10 @@ def _demo_cohort(n: int, start: datetime, days: int, seed: int) -> list[dict[str
     treated_index = 0
     for i, sim in enumerate(simulated):
         h, facts = sim.history, sim.history.facts
+        k: int | None = None
         if h.regimens:
             h = _spread_for_report(h, treated_index)
+            k = treated_index
             treated_index += 1
         items: dict[str, list[dict[str, Any]]] = {
             "spirometry": [
@@ -141,7 +143,7 @@ def _demo_cohort(n: int, start: datetime, days: int, seed: int) -> list[dict[str
                 "lam_type": facts.lam_type,
                 "expected_sessions_per_week": facts.expected_sessions_per_week,
                 "items": items,
-                "profile": _report_profile(facts.date_of_birth, h, i),
+                "profile": _report_profile(facts.date_of_birth, h, i, k),
             }
         )
     return cohort
@@ -153,7 +155,7 @@ def _demo_cohort(n: int, start: datetime, days: int, seed: int) -> list[dict[str
 # alternately start below and above 70 % predicted FEV1. Simulated data only.
 REPORT_HISTORY_DAYS = 365
 TREATED_FRACTION = 0.85
-BAND_SCALES = (0.4, 1.0, 1.4, 2.0)  # ~ < 5, 5-10, 10-15, > 15 ng/mL from ~9 ng/mL
+BAND_SCALES = (0.3, 1.0, 1.4, 2.0)  # ~ < 5, 5-10, 10-15, > 15 ng/mL from ~9 ng/mL
 START_PCT_TARGETS = (58.0, 85.0)
 
 
@@ -197,16 +199,41 @@ def _spread_for_report(h: Any, k: int) -> Any:
     return replace(h, regimens=regimens, doses=doses, troughs=troughs, readings=readings)
 
 
-def _report_profile(date_of_birth: Any, h: Any, i: int) -> dict[str, Any]:
-    """Menopausal status and diagnosis date, for profiles that have the fields."""
-    profile: dict[str, Any] = {}
+# Years from diagnosis to the start of sirolimus, one value per cohort-report band
+# (< 2, 2-5, >= 5 years), spread within the band.
+DIAGNOSIS_YEARS = ((0.5, 1.4), (2.2, 2.6), (5.5, 3.0))
+
+
+def _report_profile(date_of_birth: Any, h: Any, i: int, k: int | None) -> dict[str, Any]:
+    """Her clinical profile. Treated patients (k-th of them) cycle through the
+    cohort report's diagnosis-to-start bands and menopausal statuses (one in three
+    not recorded) so that every group has enough patients to be shown; DLCO,
+    angiomyolipoma and chylous effusion vary so the start criteria have cases."""
     last = h.readings[-1].measured_at.date() if h.readings else date_of_birth
     anchor = h.regimens[0].effective_at.date() if h.regimens else last
-    if hasattr(Patient, "menopausal_status"):
-        age = (anchor - date_of_birth).days / 365.25
-        profile["menopausal_status"] = "postmenopausal" if age >= 50 else "premenopausal"
-    if hasattr(Patient, "diagnosis_date"):
-        profile["diagnosis_date"] = anchor - timedelta(days=int(365.25 * (0.5 + (i * 37 % 80) / 10)))
+    age = (anchor - date_of_birth).days / 365.25
+    by_age = "postmenopausal" if age >= 50 else "premenopausal"
+    if k is None:
+        status, years = by_age, 0.5 + (i * 37 % 80) / 10
+    else:
+        status = "unknown" if k % 3 == 2 else ("postmenopausal" if k % 3 == 1 else "premenopausal")
+        low, spread = DIAGNOSIS_YEARS[(k // 2) % 3]
+        years = low + (i * 37 % 10) / 10 * spread
+    pct = 45.0 + (i * 13 % 50)
+    profile: dict[str, Any] = {
+        "menopausal_status": status,
+        "diagnosis_date": anchor - timedelta(days=int(365.25 * years)),
+        "dlco_percent_predicted": pct,
+        "dlco_ml_min_mmhg": round(pct / 100 * 24.0, 1),
+        "dlco_measured_on": last - timedelta(days=i * 11 % 90),
+    }
+    if i % 5 == 0:
+        profile["aml_largest_cm"] = 1.0 + (i % 7) * 0.5
+        profile["aml_imaging_date"] = last - timedelta(days=30 + i)
+    if i % 11 == 3:
+        profile["chylous_effusion"] = "pleural"
+        profile["chylous_effusion_symptomatic"] = bool(i % 2)
+        profile["chylous_effusion_date"] = last - timedelta(days=60)
     return profile
 
 
@@ -364,7 +391,6 @@ def _seed(
                 "lam_type": entry["lam_type"],
                 "treatment_status": "on_sirolimus" if entry["treated"] else "untreated",
                 "expected_sessions_per_week": entry["expected_sessions_per_week"],
-                **entry.get("profile", {}),
                 "created_at": start,
             }
             patient, code = create_patient(
@@ -397,5 +423,14 @@ def _seed(
                         now=arrived,
                         settings=settings,
                     )
+            # The clinic records her clinical profile at the end of the history (its
+            # dates, up to her last reading, are not in the future then).
+            update_patient(
+                session,
+                principal=clinician,
+                patient=patient,
+                changes=entry.get("profile", {}),
+                now=start + timedelta(days=days),
+            )
             created += 1
     return created

@@ -381,9 +381,18 @@ def evaluate_prepared(
     trend_result, segment = trend
     candidates: list[AlertCandidate] = _fev1_alerts(history, series, trend_result, segment, as_of, thresholds)
     treated = on_treatment(regimens, as_of) or (not regimens and facts.treatment_status == "on_sirolimus")
-    below = rules.fev1_below_start_criterion(facts, series, clinic, as_of, thresholds, treated=treated)
-    if below is not None:
-        candidates.append(below)
+    start = rules.treatment_start_criteria(
+        facts,
+        series,
+        clinic,
+        as_of,
+        thresholds,
+        treated=treated,
+        trend=trend_result,
+        segment_key=segment.key,
+    )
+    if start is not None:
+        candidates.append(start)
 
     troughs = [x for x in history.troughs if x.drawn_at <= as_of]
     doses = [d for d in history.doses if d.taken_at <= as_of]

@@ -20,6 +20,8 @@ RULE_IDS = (
     "rapid_fev1_decline",
     "acute_fev1_drop",
     "fev1_drop_with_symptoms",
+    "treatment_start_criteria",
+    # the FEV1-only start rule it replaced: alerts stored under it stay readable
     "fev1_below_start_criterion",
     "trough_draw_due",
     "trough_draw_missed",
@@ -31,6 +33,9 @@ RULE_IDS = (
     "repeated_missed_doses",
     "fev1_effort_drift",
 )
+
+# Former rule ids -> the rule that replaced them (filtering by either finds both).
+RULE_ALIASES = {"fev1_below_start_criterion": "treatment_start_criteria"}
 
 
 # --------------------------------------------------------------------- inputs
@@ -52,6 +57,16 @@ class PatientFacts:
     # patient on sirolimus by profile with no logged start and no trough.
     monitoring_since: date | None = None
     menopausal_status: str | None = None  # 'premenopausal' | 'postmenopausal' | 'unknown'
+    # Clinical profile kept by the care team (treatment start criteria).
+    diagnosis_date: date | None = None
+    dlco_ml_min_mmhg: float | None = None
+    dlco_percent_predicted: float | None = None
+    dlco_measured_on: date | None = None
+    aml_largest_cm: float | None = None  # largest renal angiomyolipoma diameter
+    aml_imaging_date: date | None = None
+    chylous_effusion: str = "absent"  # 'absent' | 'pleural' | 'ascites' | 'both'
+    chylous_effusion_symptomatic: bool = False
+    chylous_effusion_date: date | None = None
 
 
 @dataclass(frozen=True, slots=True)

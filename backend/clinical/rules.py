@@ -442,26 +442,34 @@ def fev1_drop_with_symptoms(
     )
 
 
-# ------------------------------------------------- start criterion (untreated)
+# ------------------------------------------------ start criteria (untreated)
+
+# The rule's id; alerts stored under the FEV1-only rule it replaced carry the old
+# id until migrated, and the alert filter accepts it (model.RULE_ALIASES).
+START_CRITERIA_RULE = "treatment_start_criteria"
+
+# criteria_met codes, in the order they are listed
+START_CRITERIA = (
+    "fev1_below_pct_predicted",
+    "rapid_decline_untreated",
+    "dlco_below_pct_predicted",
+    "symptomatic_chylous_effusion",
+    "large_angiomyolipoma",
+    "tsc_lam",
+)
 
 
-def fev1_below_start_criterion(
+def _fev1_pct_criterion(
     facts: PatientFacts,
     series: DailySeries,
     clinic: SpirometryReading | None,
     as_of: datetime,
     thresholds: Thresholds,
-    *,
-    treated: bool,
-) -> AlertCandidate | None:
-    """FEV1 < 70 % predicted (GLI Global) in an untreated patient (ATS/JRS 2016).
-
-    Uses the median of home daily values over the last `start_criterion_home_days`
-    (at least `start_criterion_min_readings`) when available, else the latest
-    clinic value of the last year.
-    """
-    if treated or facts.treatment_status not in ("untreated", "stopped"):
-        return None
+) -> tuple[dict[str, NumberLike], str] | None:
+    """FEV1 < `start_criterion_pct_predicted` (GLI Global): the median of home daily
+    values over the last `start_criterion_home_days` (at least
+    `start_criterion_min_readings`) when available, else the latest clinic value
+    of the last year."""
     zone = ZoneInfo(facts.timezone)
     today = as_of.astimezone(zone).date()
     recent = series.between(today.toordinal() - thresholds.start_criterion_home_days + 1, today.toordinal())
@@ -489,24 +497,136 @@ def fev1_below_start_criterion(
         return None  # no % predicted for this profile (the readings say why)
     if ref is None or ref.percent_predicted >= thresholds.start_criterion_pct_predicted:
         return None
+    numbers: dict[str, NumberLike] = {
+        "fev1_l": round(value, 3),
+        "predicted_l": ref.predicted_l,
+        "percent_predicted": ref.percent_predicted,
+        "z_score": ref.z_score,
+        "threshold_pct_predicted": thresholds.start_criterion_pct_predicted,
+        "source": source,
+    }
+    sentence = (
+        f"FEV1 {value:.2f} L is {shown_below(ref.percent_predicted)} % predicted (GLI Global, "
+        f"predicted {ref.predicted_l:.2f} L; {source}), under the "
+        f"{thresholds.start_criterion_pct_predicted:g} % predicted criterion of ATS/JRS 2016."
+    )
+    return numbers, sentence
+
+
+def treatment_start_criteria(
+    facts: PatientFacts,
+    series: DailySeries,
+    clinic: SpirometryReading | None,
+    as_of: datetime,
+    thresholds: Thresholds,
+    *,
+    treated: bool,
+    trend: TrendResult | None = None,
+    segment_key: str = "untreated",
+) -> AlertCandidate | None:
+    """An untreated patient who meets a criterion for starting sirolimus.
+
+    ATS/JRS 2016 (McCormack et al., AJRCCM 2016) recommends sirolimus for abnormal
+    or declining lung function and suggests it for problematic chylous effusions;
+    the 2012 International TSC Consensus and EXIST-2 treat angiomyolipomas of 3 cm
+    or more. Criteria, each with its threshold in `Thresholds`:
+    FEV1 < 70 % predicted; a rapid decline (the trend's verdict, >= 90 mL/yr) while
+    untreated; DLCO < 60 % predicted measured within `start_criterion_dlco_max_age_days`
+    (product default, not from a guideline); a symptomatic chylous effusion; an
+    angiomyolipoma >= 3 cm; TSC-LAM. One alert lists every criterion met
+    (`criteria_met`, comma-separated, in `START_CRITERIA` order); it is for the
+    care team to weigh, not a prescription.
+    """
+    if treated or facts.treatment_status not in ("untreated", "stopped"):
+        return None
+    today = as_of.astimezone(ZoneInfo(facts.timezone)).date()
+    met: list[str] = []
+    numbers: dict[str, NumberLike] = {}
+    sentences: list[str] = []
+
+    fev1 = _fev1_pct_criterion(facts, series, clinic, as_of, thresholds)
+    if fev1 is not None:
+        met.append("fev1_below_pct_predicted")
+        numbers.update(fev1[0])
+        sentences.append(fev1[1])
+
+    if (
+        thresholds.start_criterion_rapid_decline
+        and trend is not None
+        and trend.verdict == "rapid_decline"
+        and trend.slope_ml_per_year is not None
+        and not segment_key.startswith("on_treatment")
+    ):
+        met.append("rapid_decline_untreated")
+        numbers["slope_ml_per_year"] = _r(trend.slope_ml_per_year)
+        numbers["slope_threshold_ml_per_year"] = thresholds.rapid_decline_ml_per_year
+        sentences.append(
+            f"Home FEV1 is falling by {-trend.slope_ml_per_year:.0f} mL/year while untreated "
+            f"(decline of {-thresholds.rapid_decline_ml_per_year:.0f} mL/year or more, ATS/JRS 2016)."
+        )
+
+    dlco = facts.dlco_percent_predicted
+    measured = facts.dlco_measured_on
+    if dlco is not None and measured is not None:
+        age_days = (today - measured).days
+        if dlco < thresholds.start_criterion_dlco_pct_predicted and (
+            0 <= age_days <= thresholds.start_criterion_dlco_max_age_days
+        ):
+            met.append("dlco_below_pct_predicted")
+            numbers["dlco_percent_predicted"] = dlco
+            numbers["dlco_ml_min_mmhg"] = facts.dlco_ml_min_mmhg
+            numbers["dlco_measured_on"] = measured.isoformat()
+            numbers["dlco_threshold_pct_predicted"] = thresholds.start_criterion_dlco_pct_predicted
+            sentences.append(
+                f"DLCO {shown_below(dlco)} % predicted on {measured.isoformat()}: below "
+                f"{thresholds.start_criterion_dlco_pct_predicted:g} % predicted (product default, "
+                "not from a guideline)."
+            )
+
+    if facts.chylous_effusion != "absent" and facts.chylous_effusion_symptomatic:
+        met.append("symptomatic_chylous_effusion")
+        numbers["chylous_effusion"] = facts.chylous_effusion
+        numbers["chylous_effusion_date"] = (
+            None if facts.chylous_effusion_date is None else facts.chylous_effusion_date.isoformat()
+        )
+        where = {"pleural": "pleural", "ascites": "ascites", "both": "pleural and ascites"}.get(
+            facts.chylous_effusion, facts.chylous_effusion
+        )
+        sentences.append(f"Symptomatic chylous effusion ({where}): sirolimus is suggested (ATS/JRS 2016).")
+
+    aml = facts.aml_largest_cm
+    if aml is not None and aml >= thresholds.start_criterion_aml_cm:
+        met.append("large_angiomyolipoma")
+        numbers["aml_largest_cm"] = aml
+        numbers["aml_imaging_date"] = (
+            None if facts.aml_imaging_date is None else facts.aml_imaging_date.isoformat()
+        )
+        numbers["aml_threshold_cm"] = thresholds.start_criterion_aml_cm
+        sentences.append(
+            f"Renal angiomyolipoma {aml:g} cm: {thresholds.start_criterion_aml_cm:g} cm or more "
+            "(2012 International TSC Consensus; EXIST-2)."
+        )
+
+    if thresholds.start_criterion_tsc_lam and facts.lam_type == "tsc":
+        met.append("tsc_lam")
+        numbers["lam_type"] = facts.lam_type
+        sentences.append("TSC-LAM (LAM with tuberous sclerosis complex).")
+
+    if not met:
+        return None
+    numbers = {"criteria_met": ",".join(met), "criteria_count": len(met), **numbers}
+    explanation = (
+        f"Not on sirolimus and {len(met)} treatment start criteri{'on' if len(met) == 1 else 'a'} "
+        f"met: {', '.join(c.replace('_', ' ') for c in met)}. "
+        + " ".join(sentences)
+        + " For the care team to weigh; not a prescription."
+    )
     return AlertCandidate(
-        rule="fev1_below_start_criterion",
+        rule=START_CRITERIA_RULE,
         severity="review",
-        episode_key="fev1_below_start_criterion",
-        numbers={
-            "fev1_l": round(value, 3),
-            "predicted_l": ref.predicted_l,
-            "percent_predicted": ref.percent_predicted,
-            "z_score": ref.z_score,
-            "threshold_pct_predicted": thresholds.start_criterion_pct_predicted,
-            "source": source,
-        },
-        explanation=(
-            f"FEV1 {value:.2f} L is {shown_below(ref.percent_predicted)} % predicted (GLI Global, "
-            f"predicted {ref.predicted_l:.2f} L; {source}) in a patient not on sirolimus. "
-            f"FEV1 < {thresholds.start_criterion_pct_predicted:g} % predicted is a "
-            f"treatment criterion (ATS/JRS 2016)."
-        ),
+        episode_key=START_CRITERIA_RULE,
+        numbers=numbers,
+        explanation=explanation,
         patient_message=None,
     )
 

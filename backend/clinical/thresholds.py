@@ -68,6 +68,11 @@ class Thresholds:
     start_criterion_pct_predicted: float = 70.0
     start_criterion_home_days: int = 28
     start_criterion_min_readings: int = 3
+    start_criterion_rapid_decline: bool = True
+    start_criterion_dlco_pct_predicted: float = 60.0
+    start_criterion_dlco_max_age_days: int = 365
+    start_criterion_aml_cm: float = 3.0
+    start_criterion_tsc_lam: bool = True
 
     # --- troughs (Rapamune label; MILES) -------------------------------------
     trough_target_low: float = 5.0
@@ -356,6 +361,26 @@ THRESHOLD_SOURCES: dict[str, str] = {
     "start_criterion_pct_predicted": f"{_ATS_JRS}: FEV1 < 70 % predicted",
     "start_criterion_home_days": f"{_PRODUCT}: home readings pooled for the % predicted check",
     "start_criterion_min_readings": f"{_PRODUCT}: home readings needed for the check",
+    "start_criterion_rapid_decline": (
+        f"{_ATS_JRS}: sirolimus recommended for declining lung function; the decline is "
+        "the trend's rapid-decline verdict (rapid_decline_ml_per_year) while untreated"
+    ),
+    "start_criterion_dlco_pct_predicted": (
+        f"{_PRODUCT}, not from a guideline: DLCO < 60 % predicted counts as abnormal lung "
+        "function (the ATS/JRS 2016 guideline recommends sirolimus for abnormal or declining "
+        "lung function without a DLCO threshold)"
+    ),
+    "start_criterion_dlco_max_age_days": (
+        f"{_PRODUCT}: a DLCO measured longer ago than this is ignored by the start criteria"
+    ),
+    "start_criterion_aml_cm": (
+        "2012 International TSC Consensus (Krueger et al., Pediatr Neurol 2013) and EXIST-2 "
+        "(Bissler et al., Lancet 2013): angiomyolipoma >= 3 cm treated with an mTOR inhibitor"
+    ),
+    "start_criterion_tsc_lam": (
+        f"{_ATS_JRS}; LAM Foundation: TSC-LAM is listed among the start criteria (domain.md §1); "
+        "false leaves it out"
+    ),
     "trough_target_low": "MILES, NEJM 2011: target 5-15 ng/mL (per-patient override)",
     "trough_target_high": "MILES, NEJM 2011: target 5-15 ng/mL (per-patient override)",
     "true_trough_min_hours": f"{_LABEL}: trough drawn ~24 h after a once-daily dose",

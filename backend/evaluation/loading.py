@@ -38,6 +38,16 @@ def patient_facts(patient: Patient) -> cm.PatientFacts:
         trough_target_high=patient.trough_target_high,
         expected_sessions_per_week=patient.expected_sessions_per_week,
         monitoring_since=patient.created_at.astimezone(ZoneInfo(patient.timezone)).date(),
+        menopausal_status=patient.menopausal_status,
+        diagnosis_date=patient.diagnosis_date,
+        dlco_ml_min_mmhg=patient.dlco_ml_min_mmhg,
+        dlco_percent_predicted=patient.dlco_percent_predicted,
+        dlco_measured_on=patient.dlco_measured_on,
+        aml_largest_cm=patient.aml_largest_cm,
+        aml_imaging_date=patient.aml_imaging_date,
+        chylous_effusion=patient.chylous_effusion,
+        chylous_effusion_symptomatic=patient.chylous_effusion_symptomatic,
+        chylous_effusion_date=patient.chylous_effusion_date,
     )
 
 

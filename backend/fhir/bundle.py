@@ -5,7 +5,10 @@ Patient carries no name, only the team's external reference as identifier.
 Spirometry and troughs are Observations with LOINC codes and UCUM units,
 regimen events MedicationStatements and logged doses MedicationAdministrations
 (RxNorm 35302, sirolimus), side effects AdverseEvents with their CTCAE grade,
-and LAM a Condition (SNOMED CT 277844007).
+LAM a Condition (SNOMED CT 277844007), and the clinical profile Observations: DLCO
+(LOINC 19911-7) and DLCO % predicted (98130-8); menopausal status, the largest
+angiomyolipoma and a chylous effusion with text codes (no standard code is
+asserted for them).
 """
 
 from __future__ import annotations
@@ -41,6 +44,15 @@ SPIROMETRY_CODES: tuple[tuple[str, str, str, str, float], ...] = (
     ("fev1_fvc", "19926-5", "FEV1/FVC", "%", 100.0),
 )
 TROUGH_LOINC = ("29247-4", "Sirolimus [Mass/volume] in Blood")
+# DLCO of the clinical profile, traditional units (UCUM mL/min/mm[Hg])
+DLCO_LOINC = ("19911-7", "Diffusion capacity.carbon monoxide")
+DLCO_PCT_LOINC = ("98130-8", "Diffusion capacity.carbon monoxide/Predicted")
+DLCO_UNIT = "mL/min/mm[Hg]"
+CHYLOUS_TEXT = {
+    "pleural": "pleural (chylothorax)",
+    "ascites": "chylous ascites",
+    "both": "pleural and ascites",
+}
 # Resources derived from one row (five Observations of a spirometry session, the
 # LAM Condition of a patient) get stable UUIDs of their own.
 DERIVED_NAMESPACE = uuid.UUID("8f1b2d4e-6a3c-4f59-9e7d-1a2b3c4d5e6f")
@@ -116,10 +128,70 @@ def lam_condition(patient: Any, subject: dict[str, str]) -> dict[str, Any]:
         },
         "subject": subject,
     }
-    diagnosis = getattr(patient, "diagnosis_date", None)
-    if isinstance(diagnosis, date):
-        resource["onsetDateTime"] = diagnosis.isoformat()
+    if patient.diagnosis_date is not None:
+        resource["onsetDateTime"] = patient.diagnosis_date.isoformat()
     return resource
+
+
+def _profile_observation(
+    patient: Any, subject: dict[str, str], key: str, code: dict[str, Any], when: date | None
+) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": derived_id(patient.id, key),
+        "status": "final",
+        "category": _category("exam"),
+        "code": code,
+        "subject": subject,
+    }
+    if when is not None:
+        resource["effectiveDateTime"] = _when(when)
+    return resource
+
+
+def profile_observations(patient: Any, subject: dict[str, str]) -> Iterable[dict[str, Any]]:
+    """The clinical profile the care team recorded, where recorded."""
+    for value, (code, display), unit in (
+        (patient.dlco_ml_min_mmhg, DLCO_LOINC, DLCO_UNIT),
+        (patient.dlco_percent_predicted, DLCO_PCT_LOINC, "%"),
+    ):
+        if value is not None:
+            coded = {"coding": [_coding(LOINC, code, display)], "text": display}
+            resource = _profile_observation(patient, subject, code, coded, patient.dlco_measured_on)
+            resource["valueQuantity"] = _quantity(value, unit)
+            yield resource
+    if patient.menopausal_status != "unknown":
+        resource = _profile_observation(patient, subject, "menopause", {"text": "Menopausal status"}, None)
+        resource["category"] = _category("social-history")
+        resource["valueCodeableConcept"] = {"text": patient.menopausal_status}
+        yield resource
+    if patient.aml_largest_cm is not None:
+        resource = _profile_observation(
+            patient,
+            subject,
+            "aml",
+            {"text": "Renal angiomyolipoma, largest diameter"},
+            patient.aml_imaging_date,
+        )
+        resource["category"] = _category("imaging")
+        resource["valueQuantity"] = _quantity(patient.aml_largest_cm, "cm")
+        yield resource
+    if patient.chylous_effusion != "absent":
+        resource = _profile_observation(
+            patient, subject, "chylous", {"text": "Chylous effusion"}, patient.chylous_effusion_date
+        )
+        where = {
+            "pleural": "pleural (chylothorax)",
+            "ascites": "chylous ascites",
+            "both": "pleural and ascites",
+        }
+        resource["valueCodeableConcept"] = {
+            "text": where.get(patient.chylous_effusion, patient.chylous_effusion)
+        }
+        resource["component"] = [
+            {"code": {"text": "Symptomatic"}, "valueBoolean": bool(patient.chylous_effusion_symptomatic)}
+        ]
+        yield resource
 
 
 def spirometry_observations(row: Any, subject: dict[str, str]) -> Iterable[dict[str, Any]]:
@@ -245,6 +317,7 @@ def patient_bundle(record: PatientRecord, *, bundle_id: str, timestamp: datetime
     patient = record.patient
     subject = {"reference": f"urn:uuid:{patient.id}"}
     resources: list[dict[str, Any]] = [patient_resource(patient), lam_condition(patient, subject)]
+    resources.extend(profile_observations(patient, subject))
     for row in record.spirometry:
         resources.extend(spirometry_observations(row, subject))
     resources.extend(trough_observation(r, subject) for r in record.troughs)

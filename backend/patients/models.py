@@ -36,6 +36,18 @@ class Patient(Base):
     lam_type: Mapped[str] = mapped_column(String(16))
     timezone: Mapped[str] = mapped_column(String(64))
     treatment_status: Mapped[str] = mapped_column(String(16))
+    # Clinical profile kept by the care team (the treatment start criteria, the
+    # expected untreated decline and the cohort report read it).
+    menopausal_status: Mapped[str] = mapped_column(String(16), default="unknown")
+    diagnosis_date: Mapped[date | None]
+    dlco_ml_min_mmhg: Mapped[float | None]
+    dlco_percent_predicted: Mapped[float | None]
+    dlco_measured_on: Mapped[date | None]
+    aml_largest_cm: Mapped[float | None]  # largest renal angiomyolipoma diameter
+    aml_imaging_date: Mapped[date | None]
+    chylous_effusion: Mapped[str] = mapped_column(String(16), default="absent")
+    chylous_effusion_symptomatic: Mapped[bool] = mapped_column(default=False)
+    chylous_effusion_date: Mapped[date | None]
     trough_target_low: Mapped[float] = mapped_column(default=5.0)
     trough_target_high: Mapped[float] = mapped_column(default=15.0)
     expected_sessions_per_week: Mapped[int] = mapped_column(default=7)

@@ -21,6 +21,7 @@ from backend.patients.access import load_patient_for
 from backend.patients.accounts import new_invite_code
 from backend.patients.models import Patient
 from backend.patients.schemas import (
+    PROFILE_FIELDS,
     InviteSchema,
     PatientCreatedSchema,
     PatientCreateSchema,
@@ -84,6 +85,7 @@ def patient_out(patient: Patient, summary: dict[str, Any] | None = None) -> dict
             "trough_target_high",
             "expected_sessions_per_week",
             "rule_overrides",
+            *PROFILE_FIELDS,
             "created_at",
         )
     }

@@ -33,7 +33,60 @@ def _check_overrides(value: dict[str, Any]) -> None:
         raise ValidationError(str(exc)) from exc
 
 
-class TroughTargetMixin(StrictSchema):
+MENOPAUSAL_STATUSES = ("premenopausal", "postmenopausal", "unknown")
+CHYLOUS_EFFUSIONS = ("absent", "pleural", "ascites", "both")
+# Dates of the clinical profile: not in the future, not before her birth (checked
+# in services.check_profile against the patient's own calendar).
+PROFILE_DATES = ("diagnosis_date", "dlco_measured_on", "aml_imaging_date", "chylous_effusion_date")
+PROFILE_FIELDS = (
+    "menopausal_status",
+    "diagnosis_date",
+    "dlco_ml_min_mmhg",
+    "dlco_percent_predicted",
+    "dlco_measured_on",
+    "aml_largest_cm",
+    "aml_imaging_date",
+    "chylous_effusion",
+    "chylous_effusion_symptomatic",
+    "chylous_effusion_date",
+)
+
+
+class ClinicalProfileMixin(StrictSchema):
+    """The clinical profile a care team keeps (start criteria, cohort report)."""
+
+    menopausal_status = Text(
+        validate=validate.OneOf(MENOPAUSAL_STATUSES),
+        metadata={"description": "Sets the untreated FEV1 decline expected (NHLBI registry)"},
+    )
+    diagnosis_date = fields.Date(allow_none=True, metadata={"description": "Date LAM was diagnosed"})
+    dlco_ml_min_mmhg = Number(
+        allow_none=True,
+        validate=validate.Range(min=0.5, max=80),
+        metadata={"description": "Latest DLCO (diffusing capacity), mL/min/mmHg"},
+    )
+    dlco_percent_predicted = Number(
+        allow_none=True,
+        validate=validate.Range(min=1, max=250),
+        metadata={"description": "Latest DLCO, % predicted"},
+    )
+    dlco_measured_on = fields.Date(
+        allow_none=True, metadata={"description": "Date of that DLCO; needed with a DLCO value"}
+    )
+    aml_largest_cm = Number(
+        allow_none=True,
+        validate=validate.Range(min=0, max=50),
+        metadata={"description": "Largest renal angiomyolipoma diameter, cm (0 = none seen)"},
+    )
+    aml_imaging_date = fields.Date(allow_none=True, metadata={"description": "Date of that imaging"})
+    chylous_effusion = Text(validate=validate.OneOf(CHYLOUS_EFFUSIONS))
+    chylous_effusion_symptomatic = fields.Boolean(
+        metadata={"description": "The chylous effusion causes symptoms (needs an effusion)"}
+    )
+    chylous_effusion_date = fields.Date(allow_none=True, metadata={"description": "Date it was found"})
+
+
+class TroughTargetMixin(ClinicalProfileMixin):
     @validates_schema
     def _target_order(self, data: dict[str, Any], **_: Any) -> None:
         low, high = data.get("trough_target_low"), data.get("trough_target_high")
@@ -54,6 +107,9 @@ class PatientCreateSchema(TroughTargetMixin):
     trough_target_high = Number(load_default=15.0, validate=validate.Range(min=0.5, max=50))
     expected_sessions_per_week = Whole(load_default=7, validate=validate.Range(min=1, max=21))
     rule_overrides = fields.Dict(keys=Text(), load_default=dict, validate=_check_overrides)
+    menopausal_status = Text(load_default="unknown", validate=validate.OneOf(MENOPAUSAL_STATUSES))
+    chylous_effusion = Text(load_default="absent", validate=validate.OneOf(CHYLOUS_EFFUSIONS))
+    chylous_effusion_symptomatic = fields.Boolean(load_default=False)
 
     @validates("date_of_birth")
     def _dob(self, value: date, **_: Any) -> None:
@@ -105,6 +161,16 @@ class PatientSchema(StrictSchema):
     trough_target_high = Number(required=True)
     expected_sessions_per_week = fields.Integer(required=True)
     rule_overrides = fields.Dict(required=True)
+    menopausal_status = Text(required=True)
+    diagnosis_date = fields.Date(required=True, allow_none=True)
+    dlco_ml_min_mmhg = Number(required=True, allow_none=True)
+    dlco_percent_predicted = Number(required=True, allow_none=True)
+    dlco_measured_on = fields.Date(required=True, allow_none=True)
+    aml_largest_cm = Number(required=True, allow_none=True)
+    aml_imaging_date = fields.Date(required=True, allow_none=True)
+    chylous_effusion = Text(required=True)
+    chylous_effusion_symptomatic = fields.Boolean(required=True)
+    chylous_effusion_date = fields.Date(required=True, allow_none=True)
     created_at = fields.AwareDateTime(required=True)
     summary = fields.Nested(PatientSummarySchema, allow_none=True)
 

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -13,7 +15,7 @@ from backend.config import Settings
 from backend.errors import Forbidden, NotFound, Unprocessable
 from backend.patients.accounts import new_invite_code
 from backend.patients.models import CareTeam, Patient
-from backend.patients.schemas import PATIENT_EDITABLE_BY_PATIENT
+from backend.patients.schemas import PATIENT_EDITABLE_BY_PATIENT, PROFILE_DATES, PROFILE_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,7 @@ def create_patient(
     if data["care_team_id"] not in team_ids:
         # Same answer as a team that does not exist.
         raise NotFound("No such care team.")
+    check_profile(data, now=now)
     patient = Patient(**data, change_seq=0)
     session.add(patient)
     session.flush()
@@ -46,6 +49,31 @@ def create_patient(
     return patient, code
 
 
+def check_profile(profile: Mapping[str, Any], *, now: datetime) -> None:
+    """The clinical profile as it will be stored hangs together: its dates are not
+    after today (her calendar) nor before her birth, a DLCO value has its date, and
+    only an effusion that is there can be symptomatic. Raises Unprocessable (422,
+    nothing changed) naming each field at fault."""
+    errors: dict[str, list[str]] = {}
+    today = now.astimezone(ZoneInfo(profile["timezone"])).date()
+    born: date = profile["date_of_birth"]
+    for name in PROFILE_DATES:
+        value = profile.get(name)
+        if value is None:
+            continue
+        if value > today:
+            errors[name] = ["Must not be in the future."]
+        elif value < born:
+            errors[name] = ["Must not be before the date of birth."]
+    has_dlco = any(profile.get(n) is not None for n in ("dlco_ml_min_mmhg", "dlco_percent_predicted"))
+    if has_dlco and profile.get("dlco_measured_on") is None:
+        errors.setdefault("dlco_measured_on", []).append("Needed with a DLCO value.")
+    if profile.get("chylous_effusion_symptomatic") and profile.get("chylous_effusion", "absent") == "absent":
+        errors["chylous_effusion_symptomatic"] = ["Needs a chylous effusion (pleural, ascites or both)."]
+    if errors:
+        raise Unprocessable("The clinical profile does not hold together.", errors=errors)
+
+
 def update_patient(
     session: Session, *, principal: Principal, patient: Patient, changes: dict[str, Any], now: datetime
 ) -> Patient:
@@ -58,6 +86,10 @@ def update_patient(
             "The trough target range is empty.",
             errors={"trough_target_low": ["Must be below trough_target_high."]},
         )
+    if set(changes) & set(PROFILE_FIELDS):
+        # checked as it will be stored (a time-zone change alone leaves it as it was)
+        current = {name: getattr(patient, name) for name in ("date_of_birth", "timezone", *PROFILE_FIELDS)}
+        check_profile({**current, **changes}, now=now)
     for key, value in changes.items():
         setattr(patient, key, value)
     if changes:

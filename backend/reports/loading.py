@@ -56,9 +56,9 @@ def _side_effects(session: Session, patient_id: str, as_of: datetime) -> list[cm
 def load_team_cohort(session: Session, team_id: str, *, as_of: datetime) -> list[CohortPatient]:
     """Every patient of the team with her whole history up to `as_of`.
 
-    Menopausal status and diagnosis date are read when the profile has them
-    (older profiles do not: the patient is then grouped as unknown / left out of
-    the time-from-diagnosis grouping).
+    Menopausal status and diagnosis date come from her clinical profile (a
+    patient whose status is "unknown" is grouped so; one without a diagnosis date
+    is left out of the time-from-diagnosis grouping).
     """
     patients = session.scalars(
         select(Patient).where(Patient.care_team_id == team_id).order_by(Patient.id)
@@ -70,8 +70,8 @@ def load_team_cohort(session: Session, team_id: str, *, as_of: datetime) -> list
             troughs=load_troughs(session, p.id, as_of),
             side_effects=_side_effects(session, p.id, as_of),
             end=as_of,
-            menopausal_status=getattr(p, "menopausal_status", None),
-            diagnosis_date=getattr(p, "diagnosis_date", None),
+            menopausal_status=p.menopausal_status,
+            diagnosis_date=p.diagnosis_date,
         )
         for p in patients
     ]

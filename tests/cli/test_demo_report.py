@@ -30,3 +30,23 @@ def test_demo_report_has_every_trough_band_and_both_starting_levels(
     for start in ("< 70 % predicted (late)", ">= 70 % predicted (early)"):
         assert not groups[("fev1_at_start", start)]["suppressed"], start
     assert sum(not groups[("dose", d)]["suppressed"] for d in ("< 1.5 mg", "1.5-2.5 mg", ">= 2.5 mg")) >= 2
+    # every group of every grouping, from the recorded profile: shown, >= 5 patients
+    counts = {key: g["n_patients"] for key, g in groups.items()}
+    for grouping, labels in {
+        "trough_band": ("< 5", "5-10", "10-15", "> 15"),
+        "fev1_at_start": ("< 70 % predicted (late)", ">= 70 % predicted (early)"),
+        "diagnosis_to_start": ("< 2 years", "2-5 years", ">= 5 years"),
+        "menopausal_status": ("premenopausal", "postmenopausal", "unknown"),
+        "dose": ("< 1.5 mg", "1.5-2.5 mg", ">= 2.5 mg"),
+    }.items():
+        for label in labels:
+            g = groups[(grouping, label)]
+            assert not g["suppressed"] and g["n_patients"] >= 5, (grouping, label, counts)
+    assert {grouping for grouping, _ in groups} == {
+        "trough_band",
+        "fev1_at_start",
+        "diagnosis_to_start",
+        "menopausal_status",
+        "dose",
+    }
+    assert all(not g["suppressed"] for g in groups.values()), counts

@@ -166,13 +166,15 @@ def test_below_start_criterion_in_untreated_patient() -> None:
     now = local(2025, 5, 20, 20)
     day = now.date().toordinal()
     low = series([1.90] * 10, first_day=day - 9)  # 64 % of 2.965 L
-    c = rules.fev1_below_start_criterion(f, low, None, now, T, treated=False)
+    c = rules.treatment_start_criteria(f, low, None, now, T, treated=False)
     assert c is not None
+    assert c.rule == "treatment_start_criteria"
+    assert c.numbers["criteria_met"] == "fev1_below_pct_predicted"
     assert c.numbers["percent_predicted"] == pytest.approx(64.1, abs=0.3)
     assert "ATS/JRS 2016" in c.explanation
-    assert rules.fev1_below_start_criterion(f, low, None, now, T, treated=True) is None
+    assert rules.treatment_start_criteria(f, low, None, now, T, treated=True) is None
     ok = series([2.30] * 10, first_day=day - 9)  # 77.6 %
-    assert rules.fev1_below_start_criterion(f, ok, None, now, T, treated=False) is None
+    assert rules.treatment_start_criteria(f, ok, None, now, T, treated=False) is None
 
 
 def test_start_criterion_display_never_rounds_up_to_the_limit() -> None:
@@ -180,7 +182,7 @@ def test_start_criterion_display_never_rounds_up_to_the_limit() -> None:
     f = facts(date_of_birth=date(1985, 5, 20))  # 40 y on 2025-05-20, 165 cm: predicted 2.9652 L
     now = local(2025, 5, 20, 20)
     day = now.date().toordinal()
-    c = rules.fev1_below_start_criterion(
+    c = rules.treatment_start_criteria(
         f, series([2.0712] * 10, first_day=day - 9), None, now, T, treated=False
     )
     assert c is not None
@@ -202,10 +204,10 @@ def test_below_start_criterion_falls_back_to_clinic() -> None:
     now = local(2025, 5, 20, 20)
     clinic = SpirometryReading("k", local(2025, 3, 1), 1.8, None, "A", "clinic")
     empty = series([])
-    c = rules.fev1_below_start_criterion(f, empty, clinic, now, T, treated=False)
+    c = rules.treatment_start_criteria(f, empty, clinic, now, T, treated=False)
     assert c is not None and "clinic" in str(c.numbers["source"])
     old = replace(clinic, measured_at=local(2023, 3, 1))
-    assert rules.fev1_below_start_criterion(f, empty, old, now, T, treated=False) is None
+    assert rules.treatment_start_criteria(f, empty, old, now, T, treated=False) is None
 
 
 # --------------------------------------------------------- trough schedule

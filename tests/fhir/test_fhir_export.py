@@ -58,7 +58,21 @@ def _codes(resource: dict[str, Any], key: str = "code") -> set[tuple[str, str]]:
 def test_her_record_is_a_valid_r4_bundle_with_the_standard_codes(
     patient: Any, clinician: Any, db_sessionmaker: Any
 ) -> None:
-    clinician.patch(f"/api/v1/patients/{patient.patient_id}", json={"external_ref": "CLINIC-42"})
+    profile = {
+        "external_ref": "CLINIC-42",
+        "diagnosis_date": "2020-03-01",
+        "menopausal_status": "premenopausal",
+        "dlco_ml_min_mmhg": 14.5,
+        "dlco_percent_predicted": 58.0,
+        "dlco_measured_on": "2026-01-15",
+        "aml_largest_cm": 3.2,
+        "aml_imaging_date": "2025-12-01",
+        "chylous_effusion": "pleural",
+        "chylous_effusion_symptomatic": True,
+        "chylous_effusion_date": "2025-10-10",
+    }
+    resp = clinician.patch(f"/api/v1/patients/{patient.patient_id}", json=profile)
+    assert resp.status_code == 200, resp.get_json()
     _fill(patient, clinician)
     resp = patient.get("/api/v1/patients/me/fhir")
     assert resp.status_code == 200, resp.get_data(as_text=True)
@@ -80,9 +94,40 @@ def test_her_record_is_a_valid_r4_bundle_with_the_standard_codes(
     assert [i["value"] for i in pat["identifier"]] == ["CLINIC-42"]
     [condition] = by_type["Condition"]
     assert ("http://snomed.info/sct", "277844007") in _codes(condition)
+    assert condition["onsetDateTime"] == "2020-03-01"
 
-    observations = {next(iter(_codes(o)))[1]: o for o in by_type["Observation"]}
-    assert set(observations) == {"20150-9", "20152-5", "19868-9", "19872-1", "19926-5", "29247-4"}
+    coded = [o for o in by_type["Observation"] if "coding" in o["code"]]
+    by_text = {o["code"]["text"]: o for o in by_type["Observation"] if "coding" not in o["code"]}
+    observations = {next(iter(_codes(o)))[1]: o for o in coded}
+    assert set(observations) == {
+        "20150-9",
+        "20152-5",
+        "19868-9",
+        "19872-1",
+        "19926-5",
+        "29247-4",
+        "19911-7",
+        "98130-8",
+    }
+    assert all(("http://loinc.org", code) in _codes(o) for code, o in observations.items())
+    assert observations["19911-7"]["valueQuantity"] == {
+        "value": 14.5,
+        "unit": "mL/min/mm[Hg]",
+        "system": "http://unitsofmeasure.org",
+        "code": "mL/min/mm[Hg]",
+    }
+    assert observations["19911-7"]["effectiveDateTime"] == "2026-01-15"
+    assert observations["98130-8"]["valueQuantity"]["value"] == 58.0
+    assert observations["98130-8"]["valueQuantity"]["code"] == "%"
+    assert set(by_text) == {"Menopausal status", "Renal angiomyolipoma, largest diameter", "Chylous effusion"}
+    assert by_text["Menopausal status"]["valueCodeableConcept"] == {"text": "premenopausal"}
+    aml = by_text["Renal angiomyolipoma, largest diameter"]
+    assert aml["valueQuantity"]["value"] == 3.2 and aml["valueQuantity"]["code"] == "cm"
+    assert aml["effectiveDateTime"] == "2025-12-01"
+    chylous = by_text["Chylous effusion"]
+    assert chylous["valueCodeableConcept"]["text"] == "pleural (chylothorax)"
+    assert chylous["component"] == [{"code": {"text": "Symptomatic"}, "valueBoolean": True}]
+    assert chylous["effectiveDateTime"] == "2025-10-10"
     assert observations["20150-9"]["valueQuantity"] == {
         "value": 2.1,
         "unit": "L",
@@ -93,7 +138,7 @@ def test_her_record_is_a_valid_r4_bundle_with_the_standard_codes(
     assert observations["19926-5"]["valueQuantity"]["code"] == "%"
     assert observations["29247-4"]["valueQuantity"]["value"] == 7.4
     assert observations["29247-4"]["valueQuantity"]["code"] == "ng/mL"
-    for o in observations.values():
+    for o in by_type["Observation"]:
         assert o["subject"]["reference"] == f"urn:uuid:{patient.patient_id}"
 
     [statement] = by_type["MedicationStatement"]
