@@ -6,13 +6,15 @@ stream; `load_history` is the same for one patient (trend route, tests)."""
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from backend.clinical import model as cm
@@ -49,7 +51,7 @@ def _reading(s: Any) -> cm.SpirometryReading:
         fvc_l=s.fvc_l,
         grade=s.fev1_grade or s.session_grade,
         setting=s.setting,
-        device_id=device_id(s.device),
+        device_id=_device_id_of_text(s.device),
     )
 
 
@@ -110,7 +112,18 @@ STREAMS = (
         "readings",
         S,
         S.measured_at,
-        (S.id, S.measured_at, S.fev1_l, S.fvc_l, S.fev1_grade, S.session_grade, S.setting, S.device),
+        # the device as its stored JSON text, decoded once per distinct value
+        # (a patient's sessions share one or two devices) instead of per row
+        (
+            S.id,
+            S.measured_at,
+            S.fev1_l,
+            S.fvc_l,
+            S.fev1_grade,
+            S.session_grade,
+            S.setting,
+            cast(S.device, Text).label("device"),
+        ),
         _reading,
         lambda th: max(th.trend_window_days, th.acute_lookback_days, th.start_criterion_home_days) + 60,
     ),
@@ -235,6 +248,12 @@ def device_id(device: dict[str, Any] | None) -> str | None:
         if value:
             return str(value)
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _device_id_of_text(device: str | None) -> str | None:
+    """`device_id` of the `device` column read as its JSON text."""
+    return None if device is None else device_id(json.loads(device))
 
 
 def end_of_local_day(day: date, timezone: str) -> datetime:
