@@ -94,20 +94,9 @@ def _remember(key: tuple[int, float, float, Any], value: tuple[float, float, flo
     _LMS_CACHE[key] = value
 
 
-# On a cache miss, the LMS values of the same person (sex, height) at every
-# cached age step within this many years around the age asked for are computed
-# in one array evaluation: a patient's evaluation asks for a handful of ages a
-# few months apart (the trend window's ends, past segments), and one array call
-# of a few hundred points costs less than one point on the one-point path.
-_NEIGHBOUR_YEARS = 1.5
-
-
 def _lms(sex: int, age: float, height_cm: float, parameter: int) -> tuple[float, float, float]:
     key = (sex, age, height_cm, parameter)
     hit = _LMS_CACHE.get(key)
-    if hit is None:
-        _fill_neighbours(sex, age, height_cm, parameter)
-        hit = _LMS_CACHE.get(key)
     if hit is None:
         lam, mu, sigma = _EQUATION.lms(sex, age, height_cm, parameter, 1.0)
         hit = (float(lam), float(mu), float(sigma))
@@ -115,29 +104,11 @@ def _lms(sex: int, age: float, height_cm: float, parameter: int) -> tuple[float,
     return hit
 
 
-def _fill_neighbours(sex: int, age: float, height_cm: float, parameter: int) -> None:
-    """Cache the LMS values at the ages (to 1/100 year, in range) within
-    `_NEIGHBOUR_YEARS` of `age` for one person and parameter, with pyspiro's
-    array twin of `lms` (the same values: tests/drills/test_gli_prefetch.py)."""
-    steps = round(_NEIGHBOUR_YEARS * 100)
-    ages = [round(age + k / 100.0, 2) for k in range(-steps, steps + 1)]
-    ages = [a for a in ages if MIN_AGE <= a <= MAX_AGE and (sex, a, height_cm, parameter) not in _LMS_CACHE]
-    if not ages or height_cm <= 0:
-        return
-    n = len(ages)
-    lam, mu, sigma, na = _EQUATION._lms_arrays(
-        np.full(n, sex),
-        np.array(ages, dtype=np.float64),
-        np.full(n, height_cm, dtype=np.float64),
-        None,
-        parameter,
-    )
-    for i, a in enumerate(ages):
-        if not na[i]:
-            _remember((sex, a, height_cm, parameter), (float(lam[i]), float(mu[i]), float(sigma[i])))
-
-
-def prefetch(sex_at_birth: str, points: Iterable[tuple[float, float]]) -> None:
+def prefetch(
+    sex_at_birth: str,
+    points: Iterable[tuple[float, float]],
+    parameters: Iterable[int] = (FEV1, FVC, FEV1FVC),
+) -> None:
     """Compute the FEV1 and FVC LMS values of many (age, height) points in one
     array evaluation of the equations (pyspiro's own array twin of `lms`, which
     gives the same values) instead of one table lookup per point; a batch of
@@ -150,7 +121,7 @@ def prefetch(sex_at_birth: str, points: Iterable[tuple[float, float]]) -> None:
         for age, height in points
         if MIN_AGE <= age <= MAX_AGE and height > 0
     }
-    for parameter in (FEV1, FVC, FEV1FVC):
+    for parameter in parameters:
         missing = [k for k in keys if (sex, k[0], k[1], parameter) not in _LMS_CACHE]
         if len(missing) < 2:
             continue
