@@ -173,18 +173,7 @@ def _evaluate_chunk(
         )
         thresholds = {p.id: thresholds_for(session, p) for p in patients}
         histories = load_histories(session, patients, as_of=moments, thresholds=thresholds)
-        # The chunk's unresolved alerts, read once: a patient with no candidate and
-        # no unresolved evaluation alert has nothing to write.
-        unresolved = list(
-            session.scalars(
-                select(Alert).where(Alert.patient_id.in_(ids), Alert.open_episode_key.is_not(None))
-            )
-        )
-        with_alerts = {
-            a.patient_id for a in unresolved if a.source == "evaluation" and a.status in UNRESOLVED
-        }
-        done: list[str] = []
-        writes: list[tuple[Patient, cm.Evaluation, datetime]] = []
+        evaluated: list[tuple[Patient, cm.Evaluation, datetime]] = []
         for patient in patients:
             moment = moments[patient.id]
             try:
@@ -195,6 +184,23 @@ def _evaluate_chunk(
                 log.exception("evaluation of patient %s failed", patient.id)
                 summary["errors"] += 1
                 continue
+            evaluated.append((patient, evaluation, moment))
+        # The chunk's unresolved alerts, read once, just before they are written
+        # (not before the engine ran: the less time between reading an alert and
+        # writing it, the less a clinician's concurrent change can be missed): a
+        # patient with no candidate and no unresolved evaluation alert has
+        # nothing to write.
+        unresolved = list(
+            session.scalars(
+                select(Alert).where(Alert.patient_id.in_(ids), Alert.open_episode_key.is_not(None))
+            )
+        )
+        with_alerts = {
+            a.patient_id for a in unresolved if a.source == "evaluation" and a.status in UNRESOLVED
+        }
+        done: list[str] = []
+        writes: list[tuple[Patient, cm.Evaluation, datetime]] = []
+        for patient, evaluation, moment in evaluated:
             if evaluation.candidates or patient.id in with_alerts:
                 writes.append((patient, evaluation, moment))
             else:
