@@ -357,6 +357,11 @@ def main() -> int:
         "and emails are emptied, then one full pass (LAMTRACK_BENCH_CODE=DIR runs another checkout's "
         "backend); the database is kept",
     )
+    parser.add_argument(
+        "--alerts-open",
+        action="store_true",
+        help="with --database: keep the alerts the last pass left (a usual night: every alert already open)",
+    )
     parser.add_argument("--run-pass", help=argparse.SUPPRESS)
     parser.add_argument("--as-of", help=argparse.SUPPRESS)
     parser.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
@@ -371,7 +376,7 @@ def main() -> int:
 
     print_machine()
     if args.database:
-        return reuse(args.database)
+        return reuse(args.database, empty=not args.alerts_open)
     url = create_pg_database("lamtrack_bench_eval")
     ok = True
     try:
@@ -438,7 +443,7 @@ def main() -> int:
     return 0 if ok else 1
 
 
-def reuse(url: str) -> int:
+def reuse(url: str, *, empty: bool = True) -> int:
     """One full pass on a kept database (see --database)."""
     import psycopg
 
@@ -450,12 +455,14 @@ def reuse(url: str) -> int:
     if not size:
         raise SystemExit(f"no patients in {url}")
     window = max(DEFAULT_THRESHOLDS.trend_window_days, DEFAULT_THRESHOLDS.acute_lookback_days) + 60
-    empty_alerts(url)
+    if empty:
+        empty_alerts(url)
     floor_win, _ = floor(url, window)
     res = run_pass(url, full=True, as_of=AS_OF)
     ms, cpu_ms = 1000 * res["seconds"] / size, 1000 * res["cpu_seconds"] / size
     print(
-        f"code={os.environ.get('LAMTRACK_BENCH_CODE') or 'this checkout'} patients={size} full pass "
+        f"code={os.environ.get('LAMTRACK_BENCH_CODE') or 'this checkout'} patients={size} "
+        f"{'alerts emptied' if empty else 'alerts already open'}: full pass "
         f"{res['seconds']:.1f} s ({ms:.2f} ms/patient wall, {cpu_ms:.2f} ms/patient CPU; budget <= "
         f"{BUDGET_MS:g} ms {'MET' if ms <= BUDGET_MS else 'MISSED'}; errors={res['errors']}, "
         f"opened={res['opened']}) floor(window {window} d) {floor_win:.2f} s ratio "
