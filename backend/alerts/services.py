@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -138,16 +139,63 @@ def raise_alert(
     return raise_alerts(session, [(patient, candidate, as_of)], source=source, settings=settings)[0]
 
 
+@dataclass
+class KnownAlerts:
+    """What `raise_alerts` and `auto_resolve_cleared` need to know of some
+    patients' alerts, read once for all of them (`known_alerts`) instead of once
+    per call: their unresolved alerts by (patient, rule, open episode), and the
+    (patient, rule, episode) a clinician resolved. Kept current by the calls
+    that are given it (a new alert joins `unresolved`)."""
+
+    patient_ids: frozenset[str]
+    unresolved: dict[tuple[str, str, str], Alert] = field(default_factory=dict)
+    closed_by_clinician: set[tuple[str, str, str]] = field(default_factory=set)
+
+    def unresolved_of(self, patient_id: str) -> list[Alert]:
+        return [a for (pid, _, _), a in self.unresolved.items() if pid == patient_id]
+
+
+def known_alerts(
+    session: Session, patient_ids: Iterable[str], *, unresolved: Iterable[Alert] | None = None
+) -> KnownAlerts:
+    """The patients' unresolved alerts (or `unresolved`, already read: all of
+    theirs) and clinician-resolved episodes, in two queries at most."""
+    ids = list(dict.fromkeys(patient_ids))
+    known = KnownAlerts(frozenset(ids))
+    if not ids:
+        return known
+    if unresolved is None:
+        unresolved = session.scalars(
+            select(Alert).where(Alert.patient_id.in_(ids), Alert.open_episode_key.is_not(None))
+        )
+    for a in unresolved:
+        if a.open_episode_key is not None and a.patient_id in known.patient_ids:
+            known.unresolved[(a.patient_id, a.rule, a.open_episode_key)] = a
+    known.closed_by_clinician = {
+        (pid, rule, key)
+        for pid, rule, key in session.execute(
+            select(Alert.patient_id, Alert.rule, Alert.episode_key).where(
+                Alert.patient_id.in_(ids),
+                Alert.status == "resolved",
+                Alert.resolved_by.is_not(None),
+            )
+        )
+    }
+    return known
+
+
 def raise_alerts(
     session: Session,
     items: Sequence[tuple[Patient, AlertCandidate, datetime]],
     *,
     source: str | None = None,
     settings: Settings,
+    known: KnownAlerts | None = None,
 ) -> list[Alert | None]:
     """`raise_alert` for each (patient, candidate, as-of time), in order, with a
     few statements for all of them: one lookup of the patients' open episodes,
-    one of the episodes clinicians resolved, one multi-row INSERT of the new
+    one of the episodes clinicians resolved (both skipped when `known` holds
+    them, read once for a chunk of patients), one INSERT of the new
     alerts, then their events, audit rows and care-team emails in batched
     inserts (flushed with the session). Returns what `raise_alert` would have
     returned for each item.
@@ -163,27 +211,12 @@ def raise_alerts(
     if not items:
         return results
     patient_ids = list({patient.id for patient, _, _ in items})
-    rules = list({candidate.rule for _, candidate, _ in items})
-    open_now: dict[tuple[str, str, str], Alert] = {
-        (a.patient_id, a.rule, a.open_episode_key): a
-        for a in session.scalars(
-            select(Alert).where(
-                Alert.patient_id.in_(patient_ids), Alert.rule.in_(rules), Alert.open_episode_key.is_not(None)
-            )
-        )
-        if a.open_episode_key is not None
-    }
-    closed_by_clinician = {
-        (pid, rule, key)
-        for pid, rule, key in session.execute(
-            select(Alert.patient_id, Alert.rule, Alert.episode_key).where(
-                Alert.patient_id.in_(patient_ids),
-                Alert.rule.in_(rules),
-                Alert.status == "resolved",
-                Alert.resolved_by.is_not(None),
-            )
-        )
-    }
+    if known is None:
+        known = known_alerts(session, patient_ids)
+    elif not known.patient_ids.issuperset(patient_ids):
+        raise ValueError("`known` does not cover every patient of `items`")
+    open_now = known.unresolved
+    closed_by_clinician = known.closed_by_clinician
     resolved_settings: Settings | None = None
     recipients: dict[str, AlertRecipients] = {}
     new: list[tuple[Alert, AlertCandidate, list[OutboxMessage]]] = []
@@ -233,8 +266,12 @@ def raise_alerts(
             found = find_unresolved(
                 session, patient_id=alert.patient_id, rule=alert.rule, episode_key=alert.episode_key
             )
+            key = (alert.patient_id, alert.rule, alert.episode_key)
             if found is not None:
                 _refresh(found, candidate, alert.last_seen_at)
+                open_now[key] = found
+            else:
+                open_now.pop(key, None)
             continue
         make_transient_to_detached(alert)
         session.add(alert)  # persistent, as the inserted row
@@ -355,9 +392,12 @@ def auto_resolve_cleared(
     present: set[tuple[str, str]],
     as_of: datetime,
     clear_for: timedelta = timedelta(0),
+    known: KnownAlerts | None = None,
 ) -> int:
     """Resolve evaluation alerts whose (rule, episode) the evaluation no longer
-    raises and has not raised for at least `clear_for` (hysteresis).
+    raises and has not raised for at least `clear_for` (hysteresis). With
+    `known` (read once for many patients) the patient's unresolved alerts are
+    taken from it instead of being looked up.
 
     Only alerts opened at or before `as_of` are considered, so replaying an
     older date never resolves an alert raised by a later one.
@@ -365,15 +405,30 @@ def auto_resolve_cleared(
     rules = list(evaluated_rules)
     if not rules:
         return 0
-    candidates = session.scalars(
-        select(Alert).where(
-            Alert.patient_id == patient_id,
-            Alert.status.in_(UNRESOLVED),
-            Alert.source == "evaluation",
-            Alert.rule.in_(rules),
-            Alert.opened_at <= as_of,
+    candidates: Iterable[Alert]
+    if known is not None:
+        if patient_id not in known.patient_ids:
+            raise ValueError("`known` does not cover the patient")
+        wanted = set(rules)
+        candidates = [
+            a
+            for a in known.unresolved_of(patient_id)
+            if a.status in UNRESOLVED
+            and a.source == "evaluation"
+            and a.rule in wanted
+            and a.opened_at <= as_of
+        ]
+    else:
+        candidates = session.scalars(
+            select(Alert).where(
+                Alert.patient_id == patient_id,
+                Alert.status.in_(UNRESOLVED),
+                Alert.source == "evaluation",
+                Alert.rule.in_(rules),
+                Alert.opened_at <= as_of,
+            )
         )
-    )
+    resolved: list[Alert] = []
     count = 0
     for alert in candidates:
         if (alert.rule, alert.episode_key) in present:
@@ -388,7 +443,11 @@ def auto_resolve_cleared(
         alert.resolution_note = "condition cleared"
         alert.updated_at = as_of
         _event(session, alert, action="auto_resolved", at=as_of, from_status=before, note="condition cleared")
+        resolved.append(alert)
         count += 1
+    if known is not None:
+        for alert in resolved:
+            known.unresolved.pop((alert.patient_id, alert.rule, alert.episode_key), None)
     return count
 
 

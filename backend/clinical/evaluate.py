@@ -14,7 +14,7 @@ from statistics import NormalDist
 from zoneinfo import ZoneInfo
 
 from backend.clinical import rules
-from backend.clinical.gli import ReferenceInputError, age_on, fev1_reference
+from backend.clinical.gli import FEV1, ReferenceInputError, age_on, fev1_reference, prefetch
 from backend.clinical.model import (
     AlertCandidate,
     EffortDrift,
@@ -192,6 +192,9 @@ def compute_trend(
     level_pct = None
     if est is not None and len(part) >= 2:
         first_date, last_date = day_to_date(int(part.day[0])), day_to_date(int(part.day[-1]))
+        # the two reference points below in one array evaluation (the same values)
+        ages = (age_on(facts.date_of_birth, first_date), age_on(facts.date_of_birth, last_date))
+        prefetch(facts.sex_at_birth, [(a, facts.height_cm) for a in ages], parameters=(FEV1,))
         pct = _percent_slope(facts, est.slope_ml_per_year, est.intercept_l, first_date, last_date)
         # the transform is linear and increasing in the slope: the interval maps over
         pct_lo = _percent_slope(facts, est.ci_low, est.intercept_l, first_date, last_date)

@@ -104,7 +104,11 @@ def _lms(sex: int, age: float, height_cm: float, parameter: int) -> tuple[float,
     return hit
 
 
-def prefetch(sex_at_birth: str, points: Iterable[tuple[float, float]]) -> None:
+def prefetch(
+    sex_at_birth: str,
+    points: Iterable[tuple[float, float]],
+    parameters: Iterable[int] = (FEV1, FVC, FEV1FVC),
+) -> None:
     """Compute the FEV1 and FVC LMS values of many (age, height) points in one
     array evaluation of the equations (pyspiro's own array twin of `lms`, which
     gives the same values) instead of one table lookup per point; a batch of
@@ -117,7 +121,7 @@ def prefetch(sex_at_birth: str, points: Iterable[tuple[float, float]]) -> None:
         for age, height in points
         if MIN_AGE <= age <= MAX_AGE and height > 0
     }
-    for parameter in (FEV1, FVC, FEV1FVC):
+    for parameter in parameters:
         missing = [k for k in keys if (sex, k[0], k[1], parameter) not in _LMS_CACHE]
         if len(missing) < 2:
             continue

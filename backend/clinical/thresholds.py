@@ -13,6 +13,7 @@ published thresholds, and values marked "unconfirmed" have no published source.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
@@ -118,8 +119,8 @@ class Thresholds:
         Raises ValueError on unknown keys, wrong types or values that make no
         sense (negative day counts, fractions outside 0-1, inverted ranges).
         """
-        hints = get_type_hints(Thresholds)
-        known = {f.name for f in fields(self)}
+        hints = _field_types()
+        known = hints.keys()
         changes: dict[str, Any] = {}
         for override in overrides:
             if override is None:
@@ -434,3 +435,11 @@ THRESHOLD_SOURCES: dict[str, str] = {
 }
 
 assert set(THRESHOLD_SOURCES) == {f.name for f in fields(Thresholds)}
+
+
+@functools.cache
+def _field_types() -> dict[str, Any]:
+    """The declared type of each `Thresholds` field (resolved once: resolving
+    the annotations cost more than the rest of a merge)."""
+    hints = get_type_hints(Thresholds)
+    return {f.name: hints[f.name] for f in fields(Thresholds)}

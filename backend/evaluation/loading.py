@@ -6,13 +6,15 @@ stream; `load_history` is the same for one patient (trend route, tests)."""
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from backend.clinical import model as cm
@@ -51,54 +53,63 @@ def patient_facts(patient: Patient) -> cm.PatientFacts:
     )
 
 
+# Each mapper takes a row of `_select(stream, ...)`: the patient id, then the
+# stream's `columns` in order (read by position: cheaper than by name on
+# hundreds of thousands of rows).
+
+
 def _reading(s: Any) -> cm.SpirometryReading:
+    _, id_, measured_at, fev1_l, fvc_l, fev1_grade, session_grade, setting, device, pef_l_s = s
     return cm.SpirometryReading(
-        id=s.id,
-        measured_at=s.measured_at,
-        fev1_l=s.fev1_l,
-        fvc_l=s.fvc_l,
-        grade=s.fev1_grade or s.session_grade,
-        setting=s.setting,
-        device_id=device_id(s.device),
-        pef_l_s=s.pef_l_s,
+        id=id_,
+        measured_at=measured_at,
+        fev1_l=fev1_l,
+        fvc_l=fvc_l,
+        grade=fev1_grade or session_grade,
+        setting=setting,
+        device_id=_device_id_of_text(device),
+        pef_l_s=pef_l_s,
     )
 
 
 def _dose(d: Any) -> cm.DoseLog:
-    return cm.DoseLog(id=d.id, taken_at=d.taken_at, status=d.status, dose_mg=d.dose_mg)
+    _, id_, taken_at, status, dose_mg = d
+    return cm.DoseLog(id=id_, taken_at=taken_at, status=status, dose_mg=dose_mg)
 
 
 def _regimen(r: Any) -> cm.RegimenEvent:
+    _, id_, effective_at, kind, daily_dose_mg, drug_name = r
     return cm.RegimenEvent(
-        id=r.id,
-        effective_at=r.effective_at,
-        kind=r.kind,
-        daily_dose_mg=r.daily_dose_mg,
-        drug_name=r.drug_name,
+        id=id_,
+        effective_at=effective_at,
+        kind=kind,
+        daily_dose_mg=daily_dose_mg,
+        drug_name=drug_name,
     )
 
 
 def _trough(t: Any) -> cm.TroughResult:
-    return cm.TroughResult(
-        id=t.id, drawn_at=t.drawn_at, value_ng_ml=t.value_ng_ml, last_dose_at=t.last_dose_at
-    )
+    _, id_, drawn_at, value_ng_ml, last_dose_at = t
+    return cm.TroughResult(id=id_, drawn_at=drawn_at, value_ng_ml=value_ng_ml, last_dose_at=last_dose_at)
 
 
 def _side_effect(r: Any) -> cm.SideEffectReport:
+    _, id_, onset_at, term, severity, ctcae_grade, temperature_c, antibiotics_started, sudden = r
     return cm.SideEffectReport(
-        id=r.id,
-        onset_at=r.onset_at,
-        term=r.term,
-        severity=r.severity,
-        ctcae_grade=r.ctcae_grade,
-        temperature_c=r.temperature_c,
-        antibiotics_started=bool(r.antibiotics_started),
-        sudden=bool(r.sudden),
+        id=id_,
+        onset_at=onset_at,
+        term=term,
+        severity=severity,
+        ctcae_grade=ctcae_grade,
+        temperature_c=temperature_c,
+        antibiotics_started=bool(antibiotics_started),
+        sudden=bool(sudden),
     )
 
 
 def _event(e: Any) -> cm.LamEvent:
-    return cm.LamEvent(id=e.id, occurred_at=e.occurred_at, kind=e.kind)
+    _, id_, occurred_at, kind = e
+    return cm.LamEvent(id=id_, occurred_at=occurred_at, kind=kind)
 
 
 @dataclass(frozen=True)
@@ -121,6 +132,8 @@ STREAMS = (
         "readings",
         S,
         S.measured_at,
+        # the device as its stored JSON text, decoded once per distinct value
+        # (a patient's sessions share one or two devices) instead of per row
         (
             S.id,
             S.measured_at,
@@ -129,7 +142,7 @@ STREAMS = (
             S.fev1_grade,
             S.session_grade,
             S.setting,
-            S.device,
+            cast(S.device, Text).label("device"),
             S.pef_l_s,
         ),
         _reading,
@@ -222,15 +235,18 @@ def load_histories(
         if days_back is not None:
             since = {pid: as_of[pid] - timedelta(days=days_back(thresholds[pid])) for pid in ids}
             stmt = stmt.where(stream.time_col >= min(since.values()))
-        time_key = stream.time_col.key
+        # the time column's place in a row (after the patient id)
+        at = 1 + next(i for i, c in enumerate(stream.columns) if c is stream.time_col)
+        to_clinical = stream.to_clinical
+        bucket: dict[str, list[Any]] = {pid: [] for pid in ids}
         for pid in ids:
-            found[pid][stream.field] = []
+            found[pid][stream.field] = bucket[pid]
         for row in session.execute(stmt):
-            pid = row.patient_id
-            moment = getattr(row, time_key)
+            pid = row[0]
+            moment = row[at]
             if moment > as_of[pid] or (since is not None and moment < since[pid]):
                 continue
-            found[pid][stream.field].append(stream.to_clinical(row))
+            bucket[pid].append(to_clinical(row))
     return {p.id: cm.PatientHistory(facts=patient_facts(p), **found[p.id]) for p in patients}
 
 
@@ -256,6 +272,12 @@ def device_id(device: dict[str, Any] | None) -> str | None:
         if value:
             return str(value)
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _device_id_of_text(device: str | None) -> str | None:
+    """`device_id` of the `device` column read as its JSON text."""
+    return None if device is None else device_id(json.loads(device))
 
 
 def end_of_local_day(day: date, timezone: str) -> datetime:

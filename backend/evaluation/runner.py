@@ -7,12 +7,15 @@ works a chunk of patients at a time, each chunk in one transaction:
    for the whole chunk, mapped to the engine's plain data by
    `backend.evaluation.loading.load_histories` (each patient sees only her
    own rows, inside her own windows and as-of time);
-2. per patient, run the pure engine (`backend.clinical.evaluate.evaluate_patient`)
-   and apply its result inside her own SAVEPOINT: alerts raised idempotently
-   per episode, evaluation alerts whose condition cleared resolved. A failure
-   (bad data in the engine, an alert that cannot be written) is hers alone:
-   logged, counted in `errors`, and her `evaluated_at` left as it was so the
-   next incremental pass tries her again;
+2. per patient, run the pure engine (`backend.clinical.evaluate.evaluate_patient`);
+   then apply the results of the patients with something to write together
+   (`apply_evaluations`: the chunk's alerts read once, one `raise_alerts` for
+   all candidates, auto-resolve from what was read) inside one SAVEPOINT:
+   alerts raised idempotently per episode, evaluation alerts whose condition
+   cleared resolved. If that fails, each of those patients is applied again
+   in her own SAVEPOINT. A failure (bad data in the engine, an alert that
+   cannot be written) is hers alone: logged, counted in `errors`, and her
+   `evaluated_at` left as it was so the next incremental pass tries her again;
 3. `evaluated_at` set for the chunk's evaluated patients in one UPDATE.
 
 Memory stays bounded by one chunk; patient ids are read in keyset-paged
@@ -40,7 +43,14 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.alerts.models import Alert
-from backend.alerts.services import EVALUATED_RULES, UNRESOLVED, auto_resolve_cleared, raise_alerts
+from backend.alerts.services import (
+    EVALUATED_RULES,
+    UNRESOLVED,
+    KnownAlerts,
+    auto_resolve_cleared,
+    known_alerts,
+    raise_alerts,
+)
 from backend.clinical import model as cm
 from backend.config import Settings
 from backend.db import utcnow
@@ -62,6 +72,39 @@ class PatientOutcome:
     candidates: int = 0
 
 
+def apply_evaluations(
+    session: Session,
+    batch: Sequence[tuple[Patient, cm.Evaluation, datetime]],
+    *,
+    settings: Settings,
+    known: KnownAlerts | None = None,
+) -> list[PatientOutcome]:
+    """Raise (or refresh) the evaluations' alert candidates and auto-resolve each
+    patient's evaluation alerts her evaluation no longer raises, in the caller's
+    transaction: one `raise_alerts` for all of them, with the patients' alerts
+    read once (`known`, or here)."""
+    if known is None:
+        known = known_alerts(session, [patient.id for patient, _, _ in batch])
+    items = [(patient, c, as_of) for patient, evaluation, as_of in batch for c in evaluation.candidates]
+    raised = iter(raise_alerts(session, items, settings=settings, known=known))
+    outcomes: list[PatientOutcome] = []
+    for patient, evaluation, as_of in batch:
+        outcome = PatientOutcome(patient.id, candidates=len(evaluation.candidates))
+        outcome.opened = [a.id for a in (next(raised) for _ in evaluation.candidates) if a is not None]
+        if settings.alert_auto_resolve:
+            outcome.resolved = auto_resolve_cleared(
+                session,
+                patient_id=patient.id,
+                evaluated_rules=EVALUATED_RULES,
+                present={(c.rule, c.episode_key) for c in evaluation.candidates},
+                as_of=as_of,
+                clear_for=timedelta(days=settings.alert_auto_resolve_after_days),
+                known=known,
+            )
+        outcomes.append(outcome)
+    return outcomes
+
+
 def apply_evaluation(
     session: Session,
     patient: Patient,
@@ -70,23 +113,8 @@ def apply_evaluation(
     as_of: datetime,
     settings: Settings,
 ) -> PatientOutcome:
-    """Raise (or refresh) the evaluation's alert candidates and auto-resolve the
-    patient's evaluation alerts it no longer raises, in the caller's transaction."""
-    outcome = PatientOutcome(patient.id, candidates=len(evaluation.candidates))
-    raised = raise_alerts(
-        session, [(patient, candidate, as_of) for candidate in evaluation.candidates], settings=settings
-    )
-    outcome.opened = [alert.id for alert in raised if alert is not None]
-    if settings.alert_auto_resolve:
-        outcome.resolved = auto_resolve_cleared(
-            session,
-            patient_id=patient.id,
-            evaluated_rules=EVALUATED_RULES,
-            present={(c.rule, c.episode_key) for c in evaluation.candidates},
-            as_of=as_of,
-            clear_for=timedelta(days=settings.alert_auto_resolve_after_days),
-        )
-    return outcome
+    """`apply_evaluations` for one patient."""
+    return apply_evaluations(session, [(patient, evaluation, as_of)], settings=settings)[0]
 
 
 def evaluate_patients(
@@ -145,36 +173,43 @@ def _evaluate_chunk(
         )
         thresholds = {p.id: thresholds_for(session, p) for p in patients}
         histories = load_histories(session, patients, as_of=moments, thresholds=thresholds)
-        # Patients with an unresolved evaluation alert, read once for the chunk: for
-        # the others an evaluation without candidates has nothing to write.
-        with_alerts = set(
-            session.scalars(
-                select(Alert.patient_id).where(
-                    Alert.patient_id.in_(ids),
-                    Alert.status.in_(UNRESOLVED),
-                    Alert.source == "evaluation",
-                )
-            )
-        )
-        done: list[str] = []
+        evaluated: list[tuple[Patient, cm.Evaluation, datetime]] = []
         for patient in patients:
             moment = moments[patient.id]
             try:
                 evaluation = evaluate_patient(
                     histories.pop(patient.id), as_of=moment, thresholds=thresholds[patient.id]
                 )
-                if evaluation.candidates or patient.id in with_alerts:
-                    with session.begin_nested():
-                        outcome = apply_evaluation(
-                            session, patient, evaluation, as_of=moment, settings=settings
-                        )
-                else:
-                    outcome = PatientOutcome(patient.id)
             except Exception:  # one patient's failure must not stop the others
                 log.exception("evaluation of patient %s failed", patient.id)
                 summary["errors"] += 1
                 continue
-            done.append(patient.id)
+            evaluated.append((patient, evaluation, moment))
+        # The chunk's unresolved alerts, read once, just before they are written
+        # (not before the engine ran: the less time between reading an alert and
+        # writing it, the less a clinician's concurrent change can be missed): a
+        # patient with no candidate and no unresolved evaluation alert has
+        # nothing to write.
+        unresolved = list(
+            session.scalars(
+                select(Alert).where(Alert.patient_id.in_(ids), Alert.open_episode_key.is_not(None))
+            )
+        )
+        with_alerts = {
+            a.patient_id for a in unresolved if a.source == "evaluation" and a.status in UNRESOLVED
+        }
+        done: list[str] = []
+        writes: list[tuple[Patient, cm.Evaluation, datetime]] = []
+        for patient, evaluation, moment in evaluated:
+            if evaluation.candidates or patient.id in with_alerts:
+                writes.append((patient, evaluation, moment))
+            else:
+                done.append(patient.id)
+                summary["patients"] += 1
+        outcomes = _write_alerts(session, writes, unresolved, settings=settings)
+        summary["errors"] += len(writes) - len(outcomes)
+        for outcome in outcomes:
+            done.append(outcome.patient_id)
             summary["patients"] += 1
             summary["opened"] += len(outcome.opened)
             summary["resolved"] += outcome.resolved
@@ -187,6 +222,37 @@ def _evaluate_chunk(
                 .execution_options(synchronize_session=False)
             )
     return summary
+
+
+def _write_alerts(
+    session: Session,
+    writes: Sequence[tuple[Patient, cm.Evaluation, datetime]],
+    unresolved: Sequence[Alert],
+    *,
+    settings: Settings,
+) -> list[PatientOutcome]:
+    """Apply the chunk's evaluations that have alerts to write, all together in
+    one SAVEPOINT with the patients' alerts read once. If that fails, each
+    patient is written again on her own, in her own SAVEPOINT, so that one
+    patient's failure (logged) loses only her alerts. The outcomes of the
+    patients written."""
+    if not writes:
+        return []
+    try:
+        with session.begin_nested():
+            known = known_alerts(session, [p.id for p, _, _ in writes], unresolved=unresolved)
+            return apply_evaluations(session, writes, settings=settings, known=known)
+    except Exception:
+        log.warning("writing the alerts of %d patients together failed; writing them one by one", len(writes))
+    outcomes: list[PatientOutcome] = []
+    for patient, evaluation, moment in writes:
+        try:
+            with session.begin_nested():
+                outcome = apply_evaluation(session, patient, evaluation, as_of=moment, settings=settings)
+            outcomes.append(outcome)
+        except Exception:  # one patient's failure must not stop the others
+            log.exception("evaluation of patient %s failed", patient.id)
+    return outcomes
 
 
 def _patient_id_chunks(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -366,3 +367,91 @@ def test_a_flickering_condition_keeps_one_alert_until_clear_for_long_enough(
             )
             == 1
         )
+
+
+def test_a_refresh_raises_severity_only_and_keeps_the_advice_of_the_severity_kept(
+    db_sessionmaker: sessionmaker[Session], settings: Settings, world: dict[str, str]
+) -> None:
+    """While an episode stays open, each later evaluation refreshes its alert:
+    the numbers, explanation and last-seen time follow the latest candidate;
+    the severity only ever rises; the patient message is replaced only by a
+    candidate at least as severe as the alert (never a milder one's advice)."""
+    pid, key = world["patient"], "rapid_fev1_decline:segment:1"
+
+    def seen(severity: str, n: int, message: str | None) -> AlertCandidate:
+        return AlertCandidate(
+            rule="rapid_fev1_decline",
+            severity=severity,
+            episode_key=key,
+            numbers={"slope_ml_per_year": -100.0 * n},
+            explanation=f"night {n}",
+            patient_message=message,
+        )
+
+    def current() -> tuple[Any, ...]:
+        with db_sessionmaker() as session:
+            a = session.scalars(select(Alert).where(Alert.patient_id == pid)).one()
+            events = session.scalar(
+                select(func.count()).select_from(AlertEvent).where(AlertEvent.alert_id == a.id)
+            )
+            return (a.severity, a.numbers, a.explanation, a.patient_message, a.last_seen_at, a.status, events)
+
+    assert _raise(db_sessionmaker, settings, pid, seen("review", 1, "review advice"), T0) is not None
+    day = timedelta(days=1)
+    # more severe: severity, message and numbers all follow
+    assert _raise(db_sessionmaker, settings, pid, seen("urgent", 2, "urgent advice"), T0 + day) is None
+    assert current() == (
+        "urgent",
+        {"slope_ml_per_year": -200.0},
+        "night 2",
+        "urgent advice",
+        T0 + day,
+        "open",
+        1,
+    )
+    # milder: the severity and the urgent advice stay, the numbers follow
+    assert _raise(db_sessionmaker, settings, pid, seen("review", 3, "review advice"), T0 + 2 * day) is None
+    assert current() == (
+        "urgent",
+        {"slope_ml_per_year": -300.0},
+        "night 3",
+        "urgent advice",
+        T0 + 2 * day,
+        "open",
+        1,
+    )
+    # as severe again, with new advice: the advice is replaced
+    assert (
+        _raise(db_sessionmaker, settings, pid, seen("urgent", 4, "new urgent advice"), T0 + 3 * day) is None
+    )
+    assert current() == (
+        "urgent",
+        {"slope_ml_per_year": -400.0},
+        "night 4",
+        "new urgent advice",
+        T0 + 3 * day,
+        "open",
+        1,
+    )
+    # as severe with no advice at all: the advice stays
+    assert _raise(db_sessionmaker, settings, pid, seen("urgent", 5, None), T0 + 4 * day) is None
+    assert current() == (
+        "urgent",
+        {"slope_ml_per_year": -500.0},
+        "night 5",
+        "new urgent advice",
+        T0 + 4 * day,
+        "open",
+        1,
+    )
+    # an older candidate (a replay of an earlier night) changes none of it
+    assert _raise(db_sessionmaker, settings, pid, seen("review", 0, "old advice"), T0) is None
+    assert current() == (
+        "urgent",
+        {"slope_ml_per_year": -500.0},
+        "night 5",
+        "new urgent advice",
+        T0 + 4 * day,
+        "open",
+        1,
+    )

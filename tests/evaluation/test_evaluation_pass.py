@@ -439,3 +439,47 @@ def test_a_patient_whose_new_alerts_cannot_be_written_fails_alone(
     with db_sessionmaker() as session:
         evaluated = set(session.scalars(select(Patient.id).where(Patient.evaluated_at.is_not(None))))
         assert bad not in evaluated and len(evaluated) == reference["patients"] - 1
+
+
+def test_a_chunks_alerts_are_read_and_written_with_a_few_statements_whatever_its_size(
+    db_sessionmaker: sessionmaker[Session], settings: Settings
+) -> None:
+    """The alerts of a chunk's patients are read once (their unresolved alerts,
+    the episodes clinicians resolved) and written together in one SAVEPOINT:
+    the statements on alerts per chunk do not grow with the patients who raise,
+    refresh or resolve alerts (first pass, replay, a later pass that resolves)."""
+    from sqlalchemy import event
+
+    load_cohort(db_sessionmaker, n=16)
+    engine = db_sessionmaker.kw["bind"]
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(" ".join(statement.split()).lower())
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        counts = []
+        for as_of, replay, full in PASSES[:3]:
+            statements.clear()
+            summary = evaluate_patients(
+                db_sessionmaker, settings=settings, as_of=as_of, replay=replay, full=full, chunk_size=500
+            )
+            assert summary["errors"] == 0
+            counts.append(
+                (
+                    summary,
+                    sum(s.startswith("savepoint") for s in statements),
+                    sum(s.startswith("select") and " from alerts" in s for s in statements),
+                    sum(s.startswith("update alerts") for s in statements),
+                )
+            )
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    first, _, later = counts
+    assert first[0]["opened"] > 5 and later[0]["resolved"] > 0  # the passes do write
+    for _summary, savepoints, alert_reads, _updates in counts:
+        assert savepoints == 1  # one chunk, all its writes together
+        # the chunk's unresolved alerts, the clinician-resolved episodes, the
+        # new ids read back
+        assert alert_reads <= 3
