@@ -4,6 +4,7 @@ email links to, the triage list and the patient page."""
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import segno
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
@@ -29,7 +30,7 @@ from backend.patients.access import load_patient_for
 from backend.patients.models import Patient
 from backend.triage.summaries import mark_reviewed, triage_summaries
 from backend.web import db, settings
-from backend.webui import csrf, pages
+from backend.webui import csrf, pages, present
 from backend.webui.signin import clinician_page, pending_user, safe_next, signed_in, start
 
 blp = Blueprint(
@@ -52,6 +53,12 @@ def _check_form() -> None:
 @blp.app_template_filter("when")
 def _when(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else "—"
+
+
+@blp.app_template_filter("local")
+def _local(value: Any, zone: ZoneInfo) -> str:
+    """A moment in the patient's time zone: '4 Sep 2026, 19:00 BST'."""
+    return present.local_time(value, zone)
 
 
 @blp.app_context_processor
@@ -242,6 +249,7 @@ def alert_page(alert_id: str, *, principal: Principal) -> Any:
     )
     actors = pages.emails_of(db(), {e.actor_id for e in history if e.actor_id})
     patient = db().get(Patient, alert.patient_id)
+    assert patient is not None  # an alert's patient is a foreign key
     _audit(principal, "alert.read", patient_id=alert.patient_id, resource_type="alert", resource_id=alert.id)
     db().commit()
     return render_template(
@@ -250,10 +258,12 @@ def alert_page(alert_id: str, *, principal: Principal) -> Any:
         patient=patient,
         history=history,
         actors=actors,
-        numbers=pages.alert_numbers(alert.numbers or {}),
+        numbers=present.alert_numbers(alert.numbers or {}, patient.timezone),
+        zone=ZoneInfo(patient.timezone),
     )
 
 
+_DONE = {"acknowledge": "Acknowledged.", "snooze": "Snoozed.", "resolve": "Resolved."}
 _ACTIONS = {
     "acknowledge": alert_services.acknowledge_alert,
     "snooze": alert_services.snooze_alert,
@@ -286,7 +296,7 @@ def alert_action(alert_id: str, action: str, *, principal: Principal) -> Any:
         flash(exc.detail or exc.title, "error")
         return redirect(url_for("webui.alert_page", alert_id=alert_id))
     db().commit()
-    flash({"acknowledge": "Acknowledged.", "snooze": "Snoozed.", "resolve": "Resolved."}[action])
+    flash(_DONE[action])
     return redirect(url_for("webui.alert_page", alert_id=alert_id))
 
 
@@ -329,7 +339,7 @@ def patient_page(pid: str, *, principal: Principal) -> Any:
     view = pages.patient_view(s, patient, now=utcnow())
     _audit(principal, "patient.read", patient_id=patient.id, resource_type="patient", resource_id=patient.id)
     s.commit()
-    return render_template("patient.html", patient=patient, v=view)
+    return render_template("patient.html", patient=patient, v=view, zone=ZoneInfo(patient.timezone))
 
 
 @blp.post("/patients/<pid>/reviewed")

@@ -1,0 +1,84 @@
+"""The alert page as a clinician reads it: the numbers in words and units, times
+in the patient's own time zone, and only the actions the alert's state allows."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from html import unescape
+from typing import Any
+
+import pytest
+
+from tests.conftest import PASSWORD
+from tests.webui.helpers import sign_in
+
+API = "/api/v1"
+
+
+def _numbers_table(html: str) -> dict[str, str]:
+    table = html.split('<table class="numbers">', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r'<th scope="row">(.*?)</th><td>(.*?)</td>', table)
+    return {unescape(k): unescape(v) for k, v in rows}
+
+
+@pytest.fixture
+def signed_in(client: Any, db_sessionmaker: Any, make_clinician: Any, make_patient: Any) -> Any:
+    clin = make_clinician()
+    # 18:00 UTC is 06:00 the next morning in Auckland (NZST in September)
+    pat = make_patient(clin, timezone="Pacific/Auckland")
+    sign_in(client, db_sessionmaker, email=clin.email, password=PASSWORD, user_id=clin.user_id)
+    return clin, pat
+
+
+def _report(pat: Any, **fields: Any) -> str:
+    item = {"client_id": str(uuid.uuid4()), "onset_at": "2026-09-04T18:00:00+00:00", **fields}
+    resp = pat.post(f"{API}/patients/me/side-effects", json={"items": [item]})
+    assert resp.status_code == 200, resp.get_json()
+    alert_id: str = resp.get_json()["results"][0]["alert_id"]
+    assert alert_id
+    return alert_id
+
+
+def test_what_happened_is_written_in_words_units_and_local_time(client: Any, signed_in: Any) -> None:
+    clin, pat = signed_in
+    alert_id = _report(
+        pat,
+        term="upper_respiratory_infection",
+        severity="severe",
+        temperature_c=38.6,
+        antibiotics_started=False,
+    )
+    html = client.get(f"/alerts/{alert_id}").get_data(as_text=True)
+    numbers = _numbers_table(html)
+    assert numbers["Side effect"] == "Upper respiratory infection"
+    assert numbers["Temperature"] == "38.6 °C"
+    assert numbers["Antibiotics started"] == "no"
+    assert numbers["Sudden"] == "no"
+    assert numbers["Grade"] == "3"
+    assert numbers["Grade from"] == "the patient's PRO-CTCAE severity"
+    assert numbers["Onset"] == "5 Sep 2026, 06:00 NZST"
+    shown = " ".join(f"{k} {v}" for k, v in numbers.items())
+    for raw in ("True", "False", "pro_ctcae", "_", "temperature c", "2026-09-04", "T18:00"):
+        assert raw not in shown, raw
+    assert "Times in the patient's time zone (Pacific/Auckland)" in unescape(html)
+    # the API still answers the stored numbers as they are
+    api = clin.get(f"{API}/alerts/{alert_id}").get_json()["numbers"]
+    assert api["term"] == "upper_respiratory_infection" and api["grade_source"] == "pro_ctcae"
+    assert api["antibiotics_started"] is False and api["onset_at"] == "2026-09-04T18:00:00+00:00"
+
+
+def test_limb_oedema_is_named_in_plain_words(client: Any, signed_in: Any) -> None:
+    _clin, pat = signed_in
+    alert_id = _report(pat, term="edema_limbs", severity="severe")
+    numbers = _numbers_table(client.get(f"/alerts/{alert_id}").get_data(as_text=True))
+    assert numbers["Side effect"] == "Swelling of the limbs (limb oedema)"
+    page = client.get(f"/patients/{pat.patient_id}").get_data(as_text=True)
+    assert "Swelling of the limbs (limb oedema) (severe)" in page and "edema limbs" not in page
+
+
+def test_every_side_effect_term_has_a_plain_name() -> None:
+    from backend.clinical.catalog import SIDE_EFFECT_LABELS, SIDE_EFFECT_TERMS
+
+    assert set(SIDE_EFFECT_LABELS) == set(SIDE_EFFECT_TERMS)
+    assert SIDE_EFFECT_LABELS["edema_limbs"] == "Swelling of the limbs (limb oedema)"
