@@ -260,10 +260,13 @@ def alert_page(alert_id: str, *, principal: Principal) -> Any:
         actors=actors,
         numbers=present.alert_numbers(alert.numbers or {}, patient.timezone),
         zone=ZoneInfo(patient.timezone),
+        actions=alert_services.allowed_actions(alert),
+        action_labels=_ACTION_LABELS,
     )
 
 
 _DONE = {"acknowledge": "Acknowledged.", "snooze": "Snoozed.", "resolve": "Resolved."}
+_ACTION_LABELS = {"acknowledge": "Acknowledge", "snooze": "Snooze", "resolve": "Resolve"}
 _ACTIONS = {
     "acknowledge": alert_services.acknowledge_alert,
     "snooze": alert_services.snooze_alert,
@@ -278,6 +281,11 @@ def alert_action(alert_id: str, action: str, *, principal: Principal) -> Any:
     if change is None:
         abort(404)
     alert = _alert_for(principal, alert_id, for_update=True)
+    if action not in alert_services.allowed_actions(alert):
+        # a page left open while someone else acted, or a form sent twice
+        db().rollback()
+        flash(f"The alert is already {alert.status}; nothing was changed.", "error")
+        return redirect(url_for("webui.alert_page", alert_id=alert_id))
     note = request.form.get("note", "").strip()[:2000] or None
     options: dict[str, Any] = {"note": note}
     if action == "snooze":

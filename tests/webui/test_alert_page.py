@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import PASSWORD
-from tests.webui.helpers import sign_in
+from tests.webui.helpers import post_form, sign_in
 
 API = "/api/v1"
 
@@ -75,6 +75,49 @@ def test_limb_oedema_is_named_in_plain_words(client: Any, signed_in: Any) -> Non
     assert numbers["Side effect"] == "Swelling of the limbs (limb oedema)"
     page = client.get(f"/patients/{pat.patient_id}").get_data(as_text=True)
     assert "Swelling of the limbs (limb oedema) (severe)" in page and "edema limbs" not in page
+
+
+def _action_forms(html: str) -> list[str]:
+    return re.findall(r'<form method="post" action="/alerts/[^/"]+/(\w+)"', html)
+
+
+def _labels_for_inputs(html: str) -> None:
+    """Every visible input of the action forms has a <label for=...> naming its id."""
+    section = html.split('class="card actions"', 1)[1].split("</section>", 1)[0]
+    ids = re.findall(r'<input (?![^>]*type="hidden")[^>]*id="([^"]+)"', section)
+    inputs = re.findall(r'<input (?![^>]*type="hidden")[^>]*>', section)
+    assert len(ids) == len(inputs) and len(set(ids)) == len(ids), inputs
+    for input_id in ids:
+        assert re.search(rf'<label for="{input_id}">[^<]+</label>', section), input_id
+
+
+def test_only_the_actions_the_state_allows_are_offered(client: Any, signed_in: Any) -> None:
+    _clin, pat = signed_in
+    alert_id = _report(pat, term="edema_limbs", severity="severe")
+    page = f"/alerts/{alert_id}"
+    html = client.get(page).get_data(as_text=True)
+    assert _action_forms(html) == ["acknowledge", "snooze", "resolve"]
+    assert html.count('name="note"') == 3
+    _labels_for_inputs(html)
+
+    post_form(client, page, f"{page}/acknowledge", {"note": "calling her"})
+    html = client.get(page).get_data(as_text=True)
+    assert "Acknowledged." in html
+    assert _action_forms(html) == ["snooze", "resolve"]
+    _labels_for_inputs(html)
+    # the same form sent again (a second tab, a double click) changes nothing and says so
+    again = post_form(client, page, f"{page}/acknowledge", {"note": "twice"})
+    html = client.get(again.headers["Location"]).get_data(as_text=True)
+    assert "The alert is already acknowledged; nothing was changed." in html and "twice" not in html
+
+    post_form(client, page, f"{page}/snooze", {"hours": "4"})
+    html = client.get(page).get_data(as_text=True)
+    # snoozed: acknowledge (ends the snooze), snooze again, resolve
+    assert _action_forms(html) == ["acknowledge", "snooze", "resolve"]
+
+    post_form(client, page, f"{page}/resolve", {"note": "seen"})
+    html = client.get(page).get_data(as_text=True)
+    assert _action_forms(html) == [] and 'class="card actions"' not in html
 
 
 def test_every_side_effect_term_has_a_plain_name() -> None:
