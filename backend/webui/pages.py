@@ -175,7 +175,8 @@ def patient_view(session: Session, patient: Patient, *, now: datetime) -> Patien
         timeline.append((rg.effective_at, "regimen", f"{rg.kind.replace('_', ' ')}{dose}{drug}"))
     timeline.sort(key=lambda item: item[0], reverse=True)
     recent = [r for r in readings if r.measured_at >= now - timedelta(days=90)]
-    grades = sorted(Counter(r.grade or "ungraded" for r in recent).items())
+    # a session is graded from its blows (ATS/ERS 2019); one sent without blows cannot be
+    grades = sorted(Counter(r.grade or "ungraded (sent without blows)" for r in recent).items())
     open_alerts = list(
         session.scalars(
             select(Alert)

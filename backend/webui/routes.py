@@ -30,7 +30,7 @@ from backend.patients.access import load_patient_for
 from backend.patients.models import Patient
 from backend.triage.summaries import mark_reviewed, triage_summaries
 from backend.web import db, settings
-from backend.webui import csrf, pages, present
+from backend.webui import charts, csrf, pages, present
 from backend.webui.signin import clinician_page, pending_user, safe_next, signed_in, start
 
 blp = Blueprint(
@@ -347,7 +347,14 @@ def patient_page(pid: str, *, principal: Principal) -> Any:
     view = pages.patient_view(s, patient, now=utcnow())
     _audit(principal, "patient.read", patient_id=patient.id, resource_type="patient", resource_id=patient.id)
     s.commit()
-    return render_template("patient.html", patient=patient, v=view, zone=ZoneInfo(patient.timezone))
+    return render_template(
+        "patient.html",
+        patient=patient,
+        v=view,
+        zone=ZoneInfo(patient.timezone),
+        fev1_legend=charts.legend(charts.FEV1_LEGEND),
+        trough_legend=charts.legend(charts.TROUGH_LEGEND),
+    )
 
 
 @blp.post("/patients/<pid>/reviewed")
