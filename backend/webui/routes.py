@@ -157,23 +157,40 @@ def sign_in() -> Any:
     return redirect(url_for("webui.second_factor"))
 
 
+SECOND_FACTOR_ERRORS = {
+    "reused": (
+        "This code was already used; wait for the next one in your authenticator app "
+        "(a new code every 30 seconds)."
+    ),
+    "recovery_code_used": "This recovery code was already used; each one works once.",
+    "wrong": "That code is not right; check the phone's clock and try the current code.",
+}
+
+
+def _sign_in_again() -> Response:
+    """A code form sent without a sign-in waiting for it: already signed in (a form
+    sent twice), or the sign-in timed out or ended; never back to a blank page."""
+    if signed_in():
+        return redirect(session.pop("next", None) or url_for("webui.patients"))
+    flash("The sign-in timed out or was interrupted; enter your email and password again.", "error")
+    return redirect(url_for("webui.sign_in"))
+
+
 @blp.route("/sign-in/code", methods=["GET", "POST"])
 @limiter.limit(lambda: settings().login_rate_limit, key_func=_second_factor_key, methods=["POST"])
 def second_factor() -> Any:
     user = pending_user()
     if user is None:
-        return redirect(url_for("webui.sign_in"))
+        return _sign_in_again() if request.method == "POST" else redirect(url_for("webui.sign_in"))
     if user.totp_enrolled_at is None:
         return redirect(url_for("webui.enrol"))
     if request.method == "GET":
         return render_template("second_factor.html", error=None)
     s = db()
-    ok = totp.verify_second_factor(s, user, code=request.form.get("code", "")[:64], now=utcnow())
+    result = totp.verify_second_factor(s, user, code=request.form.get("code", "")[:64], now=utcnow())
     s.commit()
-    if not ok:
-        return render_template(
-            "second_factor.html", error="That code is not right, or was already used."
-        ), 401
+    if result != "ok":
+        return render_template("second_factor.html", error=SECOND_FACTOR_ERRORS[result]), 401
     start(user, "full")
     return redirect(session.pop("next", None) or url_for("webui.patients"))
 
@@ -188,7 +205,7 @@ def _qr_svg(uri: str) -> Markup:
 def enrol() -> Any:
     user = pending_user()
     if user is None:
-        return redirect(url_for("webui.sign_in"))
+        return _sign_in_again() if request.method == "POST" else redirect(url_for("webui.sign_in"))
     if user.totp_enrolled_at is not None:
         return redirect(url_for("webui.second_factor"))
     s = db()
