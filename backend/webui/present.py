@@ -237,3 +237,14 @@ def alert_numbers(numbers: dict[str, Any], timezone: str) -> list[tuple[str, str
         label, unit = _label(key)
         out.append((label, _value(key, numbers[key], unit, zone)))
     return out
+
+
+def alert_subject(numbers: dict[str, Any], timezone: str) -> str:
+    """What an event alert is about, so that two alike in a list can be told apart:
+    'Cough, onset 10 Jan 2026, 19:00 GMT'. Empty for other rules."""
+    zone = ZoneInfo(timezone)
+    for what, when in (("term", "onset_at"), ("kind", "occurred_at"), ("drug_name", "effective_at")):
+        if what in numbers and isinstance(numbers.get(when), str):
+            name = _text(what, str(numbers[what]), zone) if numbers[what] is not None else "unnamed drug"
+            return f"{name[:1].upper()}{name[1:]}, {_text(when, numbers[when], zone)}"
+    return ""

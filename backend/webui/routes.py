@@ -63,7 +63,11 @@ def _local(value: Any, zone: ZoneInfo) -> str:
 
 @blp.app_context_processor
 def _globals() -> dict[str, Any]:
-    return {"rule_labels": RULE_LABELS, "urgency_labels": URGENCY_LABELS}
+    return {
+        "rule_labels": RULE_LABELS,
+        "urgency_labels": URGENCY_LABELS,
+        "alert_subject": present.alert_subject,
+    }
 
 
 def page_not_found() -> tuple[str, int]:

@@ -125,3 +125,21 @@ def test_every_side_effect_term_has_a_plain_name() -> None:
 
     assert set(SIDE_EFFECT_LABELS) == set(SIDE_EFFECT_TERMS)
     assert SIDE_EFFECT_LABELS["edema_limbs"] == "Swelling of the limbs (limb oedema)"
+
+
+def test_two_alike_side_effect_alerts_say_which_report_each_is(client: Any, signed_in: Any) -> None:
+    """Two severe coughs sent in one late upload: two alerts opened at the same
+    moment, each named by its own report's onset on the patient page and its own page."""
+    _clin, pat = signed_in
+    items = [
+        {"client_id": str(uuid.uuid4()), "onset_at": at, "term": "cough", "severity": "severe"}
+        for at in ("2026-01-10T19:00:00+00:00", "2026-07-30T17:00:00+00:00")
+    ]
+    resp = pat.post(f"{API}/patients/me/side-effects", json={"items": items})
+    ids = [r["alert_id"] for r in resp.get_json()["results"]]
+    assert len(set(ids)) == 2
+    page = unescape(client.get(f"/patients/{pat.patient_id}").get_data(as_text=True))
+    assert "Side effect needing same-day review</a> (Cough, 11 Jan 2026, 08:00 NZDT)" in page
+    assert "Side effect needing same-day review</a> (Cough, 31 Jul 2026, 05:00 NZST)" in page
+    alert = unescape(client.get(f"/alerts/{ids[0]}").get_data(as_text=True))
+    assert '<p class="subject"><strong>Cough, 11 Jan 2026, 08:00 NZDT</strong></p>' in alert
