@@ -453,6 +453,20 @@ def auto_resolve_cleared(
 
 # ------------------------------------------------------------------ clinician actions
 
+# What a clinician may do in each state (the functions below): acknowledging an
+# acknowledged alert changes nothing, so it is not offered; acknowledging a
+# snoozed one ends the snooze; a resolved alert is closed.
+ACTIONS_BY_STATUS: dict[str, tuple[str, ...]] = {
+    "open": ("acknowledge", "snooze", "resolve"),
+    "acknowledged": ("snooze", "resolve"),
+    "snoozed": ("acknowledge", "snooze", "resolve"),
+    "resolved": (),
+}
+
+
+def allowed_actions(alert: Alert) -> tuple[str, ...]:
+    return ACTIONS_BY_STATUS.get(alert.status, ())
+
 
 def acknowledge_alert(
     session: Session, *, alert: Alert, actor_id: str, now: datetime, note: str | None = None

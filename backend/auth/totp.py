@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime
+from typing import Literal
 
 import pyotp
 from sqlalchemy import select, update
@@ -87,37 +88,53 @@ def enrol_directly(session: Session, user: User, *, now: datetime) -> tuple[str,
     return secret, new_recovery_codes(session, user, now)
 
 
-def verify_second_factor(session: Session, user: User, *, code: str, now: datetime) -> bool:
+SecondFactorResult = Literal["ok", "reused", "recovery_code_used", "wrong"]
+
+
+def verify_second_factor(session: Session, user: User, *, code: str, now: datetime) -> SecondFactorResult:
     """A current TOTP code not used before, or an unused recovery code (then spent).
-    Writes an audit row either way."""
-    ok = False
+
+    `ok`; `reused` for a current code already used (or older than the last one
+    used: the next code in the app is the one to give); `recovery_code_used` for a
+    recovery code spent before; `wrong` for anything else. Writes an audit row
+    either way."""
+    result: SecondFactorResult = "wrong"
     how = "totp"
     if user.totp_secret:
         step = _matching_step(user.totp_secret, code, now)
         if step is not None and (user.totp_last_step is None or step > user.totp_last_step):
             user.totp_last_step = step
-            ok = True
-    if not ok and code.strip():
+            result = "ok"
+        elif step is not None:
+            result = "reused"
+    if result == "wrong" and code.strip():
+        code_hash = _hash_code(code)
         spent = session.execute(
             update(RecoveryCode)
             .where(
                 RecoveryCode.user_id == user.id,
-                RecoveryCode.code_hash == _hash_code(code),
+                RecoveryCode.code_hash == code_hash,
                 RecoveryCode.used_at.is_(None),
             )
             .values(used_at=now)
         )
-        ok = bool(spent.rowcount)  # type: ignore[attr-defined]
-        how = "recovery_code"
+        if spent.rowcount:  # type: ignore[attr-defined]
+            result, how = "ok", "recovery_code"
+        elif session.scalars(
+            select(RecoveryCode.code_hash).where(
+                RecoveryCode.user_id == user.id, RecoveryCode.code_hash == code_hash
+            )
+        ).first():
+            result = "recovery_code_used"
     record_audit(
         session,
         actor_id=user.id,
         actor_role=user.role,
         action="auth.second_factor",
-        outcome="success" if ok else "denied",
-        detail=how if ok else None,
+        outcome="success" if result == "ok" else "denied",
+        detail=how if result == "ok" else (None if result == "wrong" else result),
     )
-    return ok
+    return result
 
 
 def unused_recovery_codes(session: Session, user_id: str) -> int:

@@ -51,6 +51,38 @@ SIDE_EFFECT_TERMS: dict[str, SideEffectTerm] = {
     )
 }
 
+# Plain names for the care team's pages (the CTCAE v5 term is the coded name;
+# "Edema limbs" reads as "swelling of the limbs (limb oedema)"). The API keeps the
+# codes and the CTCAE terms; only the web pages show these.
+SIDE_EFFECT_LABELS: dict[str, str] = {
+    "mucositis_oral": "Mouth sores (oral mucositis)",
+    "rash_acneiform": "Acne-like rash",
+    "irregular_menstruation": "Irregular periods",
+    "amenorrhea": "Missed periods (amenorrhoea)",
+    "upper_respiratory_infection": "Upper respiratory infection",
+    "lung_infection": "Lung infection",
+    "pneumonitis": "Pneumonitis",
+    "cough": "Cough",
+    "dyspnea": "Shortness of breath (dyspnoea)",
+    "chest_pain": "Chest pain",
+    "cholesterol_high": "High cholesterol",
+    "hypertriglyceridemia": "High triglycerides",
+    "edema_limbs": "Swelling of the limbs (limb oedema)",
+    "diarrhea": "Diarrhoea",
+    "nausea": "Nausea",
+    "proteinuria": "Protein in the urine (proteinuria)",
+    "ovarian_cyst": "Ovarian cyst",
+    "headache": "Headache",
+    "fatigue": "Fatigue",
+    "other": "Other",
+}
+
+
+def side_effect_label(code: str) -> str:
+    """The plain name of a side-effect code (an unknown code: its words)."""
+    return SIDE_EFFECT_LABELS.get(code) or code.replace("_", " ").capitalize()
+
+
 # PRO-CTCAE severity scale, with the CTCAE grade it is read as for urgency rules
 # (severe ~ grade 3, very severe ~ grade 4). A clinician-entered CTCAE grade, when
 # present, takes precedence.

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, ValidationError
 from sqlalchemy import BindParameter, bindparam, insert, select, update
@@ -62,8 +63,11 @@ def _check_dates(
 ) -> None:
     """A record dated after now (beyond `max_clock_skew_minutes` of clock skew) or
     before the patient's date of birth is refused: it would enter trends, schedules
-    and alerts as a reading that cannot have happened."""
+    and alerts as a reading that cannot have happened. The date of birth is a
+    calendar date where she lives: a moment is compared by its date in her time
+    zone, not in UTC."""
     latest = now + timedelta(minutes=settings.max_clock_skew_minutes)
+    zone = ZoneInfo(patient.timezone)
     errors: dict[str, list[str]] = {}
     for name in spec.time_fields:
         moment = data.get(name)
@@ -74,7 +78,7 @@ def _check_dates(
                 f"Must not be in the future (server time {now.isoformat(timespec='seconds')}; "
                 f"{settings.max_clock_skew_minutes} minutes of clock skew allowed)."
             ]
-        elif moment.date() < patient.date_of_birth:
+        elif moment.astimezone(zone).date() < patient.date_of_birth:
             errors[name] = [
                 f"Must not be before the patient's date of birth ({patient.date_of_birth.isoformat()})."
             ]

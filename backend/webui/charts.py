@@ -184,3 +184,51 @@ def trough_chart(
             mark = "".join(f[0].upper() for f in flags)  # B, N
             body.append(f'<text class="label flag" x="{x + 7:.1f}" y="{y + 4:.1f}">{escape(mark)}</text>')
     return _svg("Sirolimus trough levels, target band and dose steps", body, "trough-chart")
+
+
+# The legend beside each chart: every entry drawn with the chart's own mark (the
+# same element and class, so the stylesheet colours both alike and a printed
+# page keeps them matched).
+_MARKS: dict[str, str] = {
+    "home": '<line class="home" x1="1" y1="6" x2="23" y2="6"/>',
+    "clinic": '<rect class="clinic" x="8" y="2" width="8" height="8"/>',
+    "trend-before": '<line class="trend trend-before" x1="1" y1="6" x2="23" y2="6"/>',
+    "trend-on": '<line class="trend trend-on" x1="1" y1="6" x2="23" y2="6"/>',
+    "trend-band": (
+        '<rect class="trend-band trend-band-before" x="0" y="1" width="12" height="10"/>'
+        '<rect class="trend-band trend-band-on" x="12" y="1" width="12" height="10"/>'
+    ),
+    "pct70": '<line class="pct70" x1="1" y1="6" x2="23" y2="6"/>',
+    "lln": '<line class="lln" x1="1" y1="6" x2="23" y2="6"/>',
+    "regimen": '<line class="regimen" x1="12" y1="0" x2="12" y2="12"/>',
+    "target": '<rect class="target" x="0" y="1" width="24" height="10"/>',
+    "trough": '<circle class="trough" cx="12" cy="6" r="4.5"/>',
+    "flagged": '<circle class="trough flagged" cx="12" cy="6" r="4"/>',
+    "dose-steps": '<polyline class="dose-steps" points="1,10 9,10 9,3 23,3"/>',
+}
+
+FEV1_LEGEND = (
+    ("home", "home daily value"),
+    ("clinic", "clinic"),
+    ("trend-before", "trend before treatment"),
+    ("trend-on", "trend on treatment"),
+    ("trend-band", "trend interval (shaded)"),
+    ("pct70", "70 % predicted"),
+    ("lln", "LLN"),
+    ("regimen", "regimen change"),
+)
+TROUGH_LEGEND = (
+    ("target", "target band"),
+    ("trough", "trough"),
+    ("flagged", "flagged: B before steady state, N not a true trough"),
+    ("dose-steps", "daily dose steps"),
+)
+
+
+def legend(entries: Sequence[tuple[str, str]]) -> Markup:
+    keys = "".join(
+        f'<span class="key {key}"><svg class="swatch" viewBox="0 0 24 12" width="24" height="12" '
+        f'aria-hidden="true" xmlns="http://www.w3.org/2000/svg">{_MARKS[key]}</svg>{escape(text)}</span> '
+        for key, text in entries
+    )
+    return Markup(f'<p class="legend">{keys.rstrip()}</p>')  # noqa: S704 (fixed marks, escaped text)

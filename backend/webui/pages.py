@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from backend.alerts.models import Alert
 from backend.auth.models import User
 from backend.clinical import model as cm
+from backend.clinical.catalog import side_effect_label
 from backend.clinical.evaluate import evaluate_patient, segment_trend, treatment_segments
 from backend.clinical.gli import age_on, fev1_reference
 from backend.clinical.series import home_series
@@ -38,17 +39,6 @@ def emails_of(session: Session, user_ids: set[str]) -> dict[str, str]:
     if not user_ids:
         return {}
     return dict(session.execute(select(User.id, User.email).where(User.id.in_(user_ids))).all())
-
-
-def alert_numbers(numbers: dict[str, Any]) -> list[tuple[str, str]]:
-    out = []
-    for key, value in sorted(numbers.items()):
-        if isinstance(value, float):
-            text = f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
-        else:
-            text = "—" if value is None else str(value)
-        out.append((key.replace("_", " "), text))
-    return out
 
 
 @dataclass
@@ -171,7 +161,8 @@ def patient_view(session: Session, patient: Patient, *, now: datetime) -> Patien
         )
     ):
         grade = f", CTCAE grade {se.ctcae_grade}" if se.ctcae_grade is not None else ""
-        timeline.append((se.onset_at, "side effect", f"{se.term.replace('_', ' ')} ({se.severity}{grade})"))
+        what = f"{side_effect_label(se.term)} ({se.severity.replace('_', ' ')}{grade})"
+        timeline.append((se.onset_at, "side effect", what))
     for ev in session.scalars(
         select(LamEvent).where(
             LamEvent.patient_id == patient.id, LamEvent.deleted_at.is_(None), LamEvent.occurred_at >= since
@@ -186,7 +177,8 @@ def patient_view(session: Session, patient: Patient, *, now: datetime) -> Patien
         timeline.append((rg.effective_at, "regimen", f"{rg.kind.replace('_', ' ')}{dose}{drug}"))
     timeline.sort(key=lambda item: item[0], reverse=True)
     recent = [r for r in readings if r.measured_at >= now - timedelta(days=90)]
-    grades = sorted(Counter(r.grade or "ungraded" for r in recent).items())
+    # a session is graded from its blows (ATS/ERS 2019); one sent without blows cannot be
+    grades = sorted(Counter(r.grade or "ungraded (sent without blows)" for r in recent).items())
     open_alerts = list(
         session.scalars(
             select(Alert)

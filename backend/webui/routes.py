@@ -4,6 +4,7 @@ email links to, the triage list and the patient page."""
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import segno
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
@@ -30,7 +31,7 @@ from backend.patients.models import Patient
 from backend.schemas import text_problem
 from backend.triage.summaries import mark_reviewed, triage_summaries
 from backend.web import db, settings
-from backend.webui import csrf, pages
+from backend.webui import charts, csrf, pages, present
 from backend.webui.signin import clinician_page, pending_user, safe_next, signed_in, start
 
 blp = Blueprint(
@@ -55,9 +56,19 @@ def _when(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else "—"
 
 
+@blp.app_template_filter("local")
+def _local(value: Any, zone: ZoneInfo) -> str:
+    """A moment in the patient's time zone: '4 Sep 2026, 19:00 BST'."""
+    return present.local_time(value, zone)
+
+
 @blp.app_context_processor
 def _globals() -> dict[str, Any]:
-    return {"rule_labels": RULE_LABELS, "urgency_labels": URGENCY_LABELS}
+    return {
+        "rule_labels": RULE_LABELS,
+        "urgency_labels": URGENCY_LABELS,
+        "alert_subject": present.alert_subject,
+    }
 
 
 def page_not_found() -> tuple[str, int]:
@@ -151,23 +162,40 @@ def sign_in() -> Any:
     return redirect(url_for("webui.second_factor"))
 
 
+SECOND_FACTOR_ERRORS = {
+    "reused": (
+        "This code was already used; wait for the next one in your authenticator app "
+        "(a new code every 30 seconds)."
+    ),
+    "recovery_code_used": "This recovery code was already used; each one works once.",
+    "wrong": "That code is not right; check the phone's clock and try the current code.",
+}
+
+
+def _sign_in_again() -> Response:
+    """A code form sent without a sign-in waiting for it: already signed in (a form
+    sent twice), or the sign-in timed out or ended; never back to a blank page."""
+    if signed_in():
+        return redirect(session.pop("next", None) or url_for("webui.patients"))
+    flash("The sign-in timed out or was interrupted; enter your email and password again.", "error")
+    return redirect(url_for("webui.sign_in"))
+
+
 @blp.route("/sign-in/code", methods=["GET", "POST"])
 @limiter.limit(lambda: settings().login_rate_limit, key_func=_second_factor_key, methods=["POST"])
 def second_factor() -> Any:
     user = pending_user()
     if user is None:
-        return redirect(url_for("webui.sign_in"))
+        return _sign_in_again() if request.method == "POST" else redirect(url_for("webui.sign_in"))
     if user.totp_enrolled_at is None:
         return redirect(url_for("webui.enrol"))
     if request.method == "GET":
         return render_template("second_factor.html", error=None)
     s = db()
-    ok = totp.verify_second_factor(s, user, code=request.form.get("code", "")[:64], now=utcnow())
+    result = totp.verify_second_factor(s, user, code=request.form.get("code", "")[:64], now=utcnow())
     s.commit()
-    if not ok:
-        return render_template(
-            "second_factor.html", error="That code is not right, or was already used."
-        ), 401
+    if result != "ok":
+        return render_template("second_factor.html", error=SECOND_FACTOR_ERRORS[result]), 401
     start(user, "full")
     return redirect(session.pop("next", None) or url_for("webui.patients"))
 
@@ -182,7 +210,7 @@ def _qr_svg(uri: str) -> Markup:
 def enrol() -> Any:
     user = pending_user()
     if user is None:
-        return redirect(url_for("webui.sign_in"))
+        return _sign_in_again() if request.method == "POST" else redirect(url_for("webui.sign_in"))
     if user.totp_enrolled_at is not None:
         return redirect(url_for("webui.second_factor"))
     s = db()
@@ -243,6 +271,7 @@ def alert_page(alert_id: str, *, principal: Principal) -> Any:
     )
     actors = pages.emails_of(db(), {e.actor_id for e in history if e.actor_id})
     patient = db().get(Patient, alert.patient_id)
+    assert patient is not None  # an alert's patient is a foreign key
     _audit(principal, "alert.read", patient_id=alert.patient_id, resource_type="alert", resource_id=alert.id)
     db().commit()
     return render_template(
@@ -251,10 +280,15 @@ def alert_page(alert_id: str, *, principal: Principal) -> Any:
         patient=patient,
         history=history,
         actors=actors,
-        numbers=pages.alert_numbers(alert.numbers or {}),
+        numbers=present.alert_numbers(alert.numbers or {}, patient.timezone),
+        zone=ZoneInfo(patient.timezone),
+        actions=alert_services.allowed_actions(alert),
+        action_labels=_ACTION_LABELS,
     )
 
 
+_DONE = {"acknowledge": "Acknowledged.", "snooze": "Snoozed.", "resolve": "Resolved."}
+_ACTION_LABELS = {"acknowledge": "Acknowledge", "snooze": "Snooze", "resolve": "Resolve"}
 _ACTIONS = {
     "acknowledge": alert_services.acknowledge_alert,
     "snooze": alert_services.snooze_alert,
@@ -269,6 +303,11 @@ def alert_action(alert_id: str, action: str, *, principal: Principal) -> Any:
     if change is None:
         abort(404)
     alert = _alert_for(principal, alert_id, for_update=True)
+    if action not in alert_services.allowed_actions(alert):
+        # a page left open while someone else acted, or a form sent twice
+        db().rollback()
+        flash(f"The alert is already {alert.status}; nothing was changed.", "error")
+        return redirect(url_for("webui.alert_page", alert_id=alert_id))
     note = request.form.get("note", "").strip()[:2000] or None
     if note is not None and text_problem(note):
         flash("The note holds a character that cannot be stored (a NUL); nothing was changed.", "error")
@@ -290,7 +329,7 @@ def alert_action(alert_id: str, action: str, *, principal: Principal) -> Any:
         flash(exc.detail or exc.title, "error")
         return redirect(url_for("webui.alert_page", alert_id=alert_id))
     db().commit()
-    flash({"acknowledge": "Acknowledged.", "snooze": "Snoozed.", "resolve": "Resolved."}[action])
+    flash(_DONE[action])
     return redirect(url_for("webui.alert_page", alert_id=alert_id))
 
 
@@ -333,7 +372,14 @@ def patient_page(pid: str, *, principal: Principal) -> Any:
     view = pages.patient_view(s, patient, now=utcnow())
     _audit(principal, "patient.read", patient_id=patient.id, resource_type="patient", resource_id=patient.id)
     s.commit()
-    return render_template("patient.html", patient=patient, v=view)
+    return render_template(
+        "patient.html",
+        patient=patient,
+        v=view,
+        zone=ZoneInfo(patient.timezone),
+        fev1_legend=charts.legend(charts.FEV1_LEGEND),
+        trough_legend=charts.legend(charts.TROUGH_LEGEND),
+    )
 
 
 @blp.post("/patients/<pid>/reviewed")

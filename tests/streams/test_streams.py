@@ -619,3 +619,44 @@ def test_regimen_start_sets_treatment_status(patient: Any, clinician: Any) -> No
     assert patient.delete(f"{BASE}/regimens/{pause['id']}").status_code == 204
     assert status() == "on_sirolimus"
     assert start["status"] == "created"
+
+
+@pytest.mark.parametrize(
+    "path", sorted(Path(REPO_ROOT / "api_spec" / "examples").glob("*-item.json")), ids=lambda p: p.stem
+)
+def test_the_birth_date_check_uses_her_local_date(make_patient: Any, clinician: Any, path: Path) -> None:
+    """Born 15 June 2000: in Auckland (UTC+12) 21:00 UTC on the 14th is already the
+    morning of the 15th there, so it is accepted; in Los Angeles (UTC-7) 03:00 UTC on
+    the 15th is still the evening of the 14th, so it is refused. Every stream, every
+    one of its time fields."""
+    from backend.streams.registry import STREAMS
+
+    doc = json.loads(path.read_text())
+    spec = next(s for s in STREAMS if s.name == doc["stream"])
+
+    def item(moment: str) -> dict[str, Any]:
+        fields = {name: moment for name in spec.time_fields if name in doc["example"]}
+        return {**doc["example"], **fields, "client_id": cid()}
+
+    auckland = make_patient(clinician, date_of_birth="2000-06-15", timezone="Pacific/Auckland")
+    on_the_day, day_before = post_items(
+        auckland,
+        doc["stream"],
+        [item("2000-06-14T21:00:00+00:00"), item("2000-06-14T11:00:00+00:00")],  # 09:00, 23:00 local
+    )
+    assert on_the_day["status"] == "created", on_the_day
+    assert day_before["status"] == "invalid"
+    assert all(
+        "date of birth" in day_before["errors"][name][0]
+        for name in spec.time_fields
+        if name in doc["example"]
+    )
+
+    los_angeles = make_patient(clinician, date_of_birth="2000-06-15", timezone="America/Los_Angeles")
+    evening_before, morning = post_items(
+        los_angeles,
+        doc["stream"],
+        [item("2000-06-15T03:00:00+00:00"), item("2000-06-15T16:00:00+00:00")],  # 20:00 14th, 09:00 15th
+    )
+    assert evening_before["status"] == "invalid" and "date of birth" in str(evening_before["errors"])
+    assert morning["status"] == "created", morning

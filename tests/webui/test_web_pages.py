@@ -63,7 +63,7 @@ def test_alert_link_signs_in_with_enrolment_and_lands_on_the_alert(
     alert_page = client.get(f"/alerts/{alert_id}")
     text = alert_page.get_data(as_text=True)
     assert alert_page.status_code == 200 and "Acute FEV1 drop" in text and "FEV1 fell." in text
-    assert "drop pct" in text
+    assert '<th scope="row">Drop</th><td>12 %</td>' in text
     csp = alert_page.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
     cookie = alert_page.headers.get("Set-Cookie", "") or done.headers.get("Set-Cookie", "")
@@ -300,7 +300,7 @@ def test_triage_list_and_patient_page(
         "trend trend-",
         'class="chart trough-chart"',
         'class="target"',
-        "mucositis oral",
+        "Mouth sores (oral mucositis) (mild)",
         "Trough schedule",
         "Data quality",
     ):
