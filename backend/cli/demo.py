@@ -408,10 +408,13 @@ def _seed(
             own = Principal(user_id=patient.user_id or "", role="patient")
             for stream, items in entry["items"].items():
                 who = clinician if stream in ("regimens", "troughs") else own
-                for chunk_start in range(0, len(items), 500):
+                # a symptom report or an event arrives on its own, when it happened (so the
+                # alert it raises is dated then); readings and doses in batches as a phone syncs
+                size = 1 if stream in ("side-effects", "events") else 500
+                for chunk_start in range(0, len(items), size):
                     chunk = [
                         {"client_id": str(uuid.uuid4()), **it}
-                        for it in items[chunk_start : chunk_start + 500]
+                        for it in items[chunk_start : chunk_start + size]
                     ]
                     arrived = max(_time_of(stream, it) for it in chunk)
                     ingest_batch(
