@@ -114,7 +114,8 @@ LAM_EVENT_KINDS = (
 )
 
 # CYP3A4 / P-gp inhibitors and inducers (Rapamune label section 7.2): strong
-# inhibitors and inducers (avoid), and the inhibitors to use with caution;
+# inhibitors and inducers (avoid), and the inhibitors to use with caution
+# (letermovir and the protease inhibitors are named there too);
 # cannabidiol raises sirolimus levels (label warning, 2022).
 INTERACTING_DRUGS: dict[str, str] = {
     **dict.fromkeys(
@@ -140,6 +141,10 @@ INTERACTING_DRUGS: dict[str, str] = {
             "metoclopramide",
             "cisapride",
             "troleandomycin",
+            "letermovir",
+            # the pharmacokinetic booster of HIV regimens: a strong CYP3A inhibitor
+            # (FDA table of CYP3A inhibitors), named in many combination tablets
+            "cobicistat",
             # HIV and HCV protease inhibitors
             "ritonavir",
             "indinavir",
@@ -148,6 +153,8 @@ INTERACTING_DRUGS: dict[str, str] = {
             "atazanavir",
             "lopinavir",
             "darunavir",
+            "tipranavir",
+            "fosamprenavir",
             "boceprevir",
             "telaprevir",
             "grapefruit",
@@ -219,6 +226,22 @@ DRUG_ALIASES: dict[str, str] = {
     "norvir": "ritonavir",
     "paxlovid": "ritonavir",
     "kaletra": "lopinavir",
+    "crixivan": "indinavir",
+    "invirase": "saquinavir",
+    "viracept": "nelfinavir",
+    "reyataz": "atazanavir",
+    "prezista": "darunavir",
+    "aptivus": "tipranavir",
+    "lexiva": "fosamprenavir",
+    "telzir": "fosamprenavir",
+    "tybost": "cobicistat",
+    "stribild": "cobicistat",
+    "genvoya": "cobicistat",
+    "prezcobix": "cobicistat",
+    "rezolsta": "cobicistat",
+    "evotaz": "cobicistat",
+    "symtuza": "cobicistat",
+    "prevymis": "letermovir",
     "victrelis": "boceprevir",
     "incivek": "telaprevir",
     "incivo": "telaprevir",

@@ -475,6 +475,14 @@ def test_interacting_drug_start_and_stop_alert_names_drug_class_and_direction() 
         ("telaprevir", "telaprevir", "inhibitor"),
         ("Grapefruit juice", "grapefruit", "inhibitor"),
         ("Epidyolex", "cannabidiol", "warning"),
+        ("cobicistat", "cobicistat", "inhibitor"),
+        ("Genvoya", "cobicistat", "inhibitor"),
+        ("darunavir/cobicistat", "cobicistat", "inhibitor"),
+        ("Aptivus", "tipranavir", "inhibitor"),
+        ("fosamprenavir", "fosamprenavir", "inhibitor"),
+        ("Telzir", "fosamprenavir", "inhibitor"),
+        ("Prevymis", "letermovir", "inhibitor"),
+        ("Reyataz", "atazanavir", "inhibitor"),
     ],
 )
 def test_interacting_drug_names(typed: str, name: str, kind: str) -> None:
