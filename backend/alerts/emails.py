@@ -74,10 +74,16 @@ def alert_link(settings: Settings, alert_id: str) -> str:
     return f"{settings.public_base_url.rstrip('/')}/alerts/{alert_id}"
 
 
-def _format_number(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
-    return str(value)
+def format_number(value: Any) -> str:
+    """A number as people read it in an email or on a page: whole numbers plainly,
+    others to six significant digits, so that display never rounds a value across
+    the limit its rule compared it with (69.96 % predicted is not "70", a trough of
+    15.04 ng/mL is not "15")."""
+    if isinstance(value, bool) or not isinstance(value, float):
+        return str(value)
+    if value == int(value) and abs(value) < 1e6:
+        return f"{value:.0f}"
+    return f"{value:.6g}" if abs(value) < 1e6 else f"{value:.0f}"
 
 
 @dataclass(frozen=True)
@@ -122,7 +128,7 @@ def alert_emails(
             "rule_label": RULE_LABELS.get(alert.rule, alert.rule),
             "patient_ref": patient_ref or alert.patient_id,
             "explanation": alert.explanation,
-            "numbers": [(k, _format_number(v)) for k, v in sorted((alert.numbers or {}).items())],
+            "numbers": [(k, format_number(v)) for k, v in sorted((alert.numbers or {}).items())],
         }
     reference = f"A-{alert.id[:8].upper()}"
     context = {

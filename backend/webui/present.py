@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from backend.alerts.emails import RULE_LABELS
+from backend.alerts.emails import RULE_LABELS, format_number
 from backend.clinical.catalog import side_effect_label
 
 # key -> (label, unit); the order is the order on the page (keys not listed follow, sorted)
@@ -182,14 +182,6 @@ def _words(text: str) -> str:
     return text.replace("_", " ")
 
 
-def _number(value: float) -> str:
-    if isinstance(value, int):
-        return str(value)
-    if value == int(value) and abs(value) < 1e6:
-        return f"{value:.0f}"
-    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
-
-
 def _text(key: str, value: str, zone: ZoneInfo) -> str:
     base = key.removeprefix("context_")
     if base == "term":
@@ -219,7 +211,7 @@ def _value(key: str, value: Any, unit: str, zone: ZoneInfo) -> str:
     if isinstance(value, int | float):
         if unit == "%" and key == "confidence":
             value = 100 * value
-        number = f"{value:.2f}" if unit == "L" else _number(value)
+        number = f"{value:.2f}" if unit == "L" else format_number(value)
         if not unit:
             return number
         return f"{number} {unit}" if unit != "days" or number != "1" else "1 day"

@@ -163,6 +163,30 @@ def test_team_may_opt_in_to_details(
     assert "no patient details" not in html.get_content()
 
 
+def test_detailed_email_never_rounds_a_value_across_its_limit(
+    db_sessionmaker: sessionmaker[Session],
+    smtp_settings: Settings,
+    sink: SmtpSink,
+) -> None:
+    patient_id, _ = seed(db_sessionmaker, clinicians=1, team_settings={"email_include_details": True})
+    candidate = AlertCandidate(
+        rule="treatment_start_criteria",
+        severity="review",
+        episode_key="treatment_start_criteria",
+        numbers={"percent_predicted": 69.96, "trough_ng_ml": 15.04, "threshold": 70.0},
+        explanation="FEV1 is 69.9 % predicted, below the 70 % start criterion.",
+        patient_message=None,
+    )
+    open_alert(db_sessionmaker, smtp_settings, patient_id, candidate)
+    deliver_outbox(db_sessionmaker, settings=smtp_settings, now=lambda: T0)
+    [got] = sink.wait_for(1)
+    body = got.message.get_body(("plain",))
+    assert body is not None
+    text = body.get_content()
+    assert "69.96" in text and "15.04" in text
+    assert "threshold: 70\r\n" in text  # the limit itself, a whole number
+
+
 def test_smtp_down_then_up_delivers_once_after_recovery(
     db_sessionmaker: sessionmaker[Session],
     smtp_settings: Settings,

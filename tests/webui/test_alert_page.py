@@ -143,3 +143,11 @@ def test_two_alike_side_effect_alerts_say_which_report_each_is(client: Any, sign
     assert "Side effect needing same-day review</a> (Cough, 31 Jul 2026, 05:00 NZST)" in page
     alert = unescape(client.get(f"/alerts/{ids[0]}").get_data(as_text=True))
     assert '<p class="subject"><strong>Cough, 11 Jan 2026, 08:00 NZDT</strong></p>' in alert
+
+
+def test_the_alert_page_never_rounds_a_value_across_its_limit() -> None:
+    from backend.webui.present import alert_numbers
+
+    shown = dict(alert_numbers({"percent_predicted": 69.96, "value_ng_ml": 15.04}, "UTC"))
+    assert shown["FEV1"] == "69.96 % predicted", shown
+    assert shown["Trough level"] == "15.04 ng/mL", shown
