@@ -132,10 +132,13 @@ def problem(
     *,
     errors: Any = None,
     headers: dict[str, str] | None = None,
+    rule: str | None = None,
 ) -> Response:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     if detail:
         body["detail"] = detail
+    if rule:
+        body["rule"] = rule
     if errors is not None:
         body["errors"] = errors
     request_id = g.get("request_id") if g else None
@@ -152,7 +155,9 @@ def init_errors(app: Flask) -> None:
 
     @app.errorhandler(APIError)
     def _api_error(exc: APIError) -> Response:
-        return problem(exc.status, exc.title, exc.detail, errors=exc.errors, headers=exc.headers)
+        return problem(
+            exc.status, exc.title, exc.detail, errors=exc.errors, headers=exc.headers, rule=exc.rule
+        )
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
