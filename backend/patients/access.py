@@ -40,17 +40,31 @@ def load_patient_for(
         raise NotFound("No such patient.")
     patient = session.scalars(_patient_query(principal, pid, for_update=for_update)).one_or_none()
     if patient is None:
-        # Refused attempts are part of the trail too; committed now, because the
-        # request's transaction is rolled back with the error.
-        record_audit(
-            session,
-            actor_id=principal.user_id,
-            actor_role=principal.role,
-            action="patient.access",
-            outcome="denied",
-            resource_type="patient",
-            resource_id=pid[:64],
-        )
-        session.commit()
+        record_denied(session, principal, action="patient.access", resource_type="patient", resource_id=pid)
         raise NotFound("No such patient.")
     return patient
+
+
+def record_denied(
+    session: Session,
+    principal: Principal,
+    *,
+    action: str,
+    resource_type: str,
+    resource_id: str,
+    detail: str | None = None,
+) -> None:
+    """A refused attempt in the trail: who, what kind, which id asked for; no
+    patient is named (the id may be another team's). Committed now, because the
+    request's transaction is rolled back with the error that follows."""
+    record_audit(
+        session,
+        actor_id=principal.user_id,
+        actor_role=principal.role,
+        action=action,
+        outcome="denied",
+        resource_type=resource_type,
+        resource_id=resource_id[:64],
+        detail=detail,
+    )
+    session.commit()

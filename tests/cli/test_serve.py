@@ -90,3 +90,18 @@ def test_worker_refuses_to_boot_beside_others_with_per_process_counters(
     )
     assert proc.returncode != 0
     assert "RATE_LIMIT_STORAGE_URL" in proc.stderr
+
+
+def test_served_errors_are_problem_json_even_from_gunicorn(database_url: str, db_sessionmaker: Any) -> None:
+    """A URL over ~4 kB, refused by gunicorn itself before the app sees it, and
+    headers too large: problem+json like every other answer, nothing echoed."""
+    with lamtrack_serve(database_url) as live:
+        for path in ("/api/v1/patients/" + "a" * 5000, "/api/v1/alerts?status=" + "x" * 9000):
+            resp = live.request("GET", path)
+            assert resp.status == 414, resp.body[:200]
+            assert resp.headers["content-type"] == "application/problem+json"
+            assert resp.json()["status"] == 414 and resp.json()["title"]
+            assert b"aaaa" not in resp.body and b"xxxx" not in resp.body
+        big = live.request("GET", "/api/v1/healthz", headers={f"X-Filler-{i}": "y" * 100 for i in range(200)})
+        assert big.status in (400, 431) and big.headers["content-type"] == "application/problem+json"
+        assert live.request("GET", "/api/v1/patients/" + "a" * 3000).status == 401
