@@ -14,7 +14,7 @@ from backend.audit import record_audit
 from backend.auth.models import TeamMembership
 from backend.auth.principal import Principal
 from backend.errors import NotFound
-from backend.patients.models import Patient
+from backend.patients.models import CareTeam, Patient
 
 
 def _patient_query(principal: Principal, pid: str, *, for_update: bool) -> Select[Patient]:
@@ -43,6 +43,21 @@ def load_patient_for(
         record_denied(session, principal, action="patient.access", resource_type="patient", resource_id=pid)
         raise NotFound("No such patient.")
     return patient
+
+
+def load_team_for(session: Session, principal: Principal, team_id: str) -> CareTeam:
+    """The care team `team_id` if `principal` is one of its clinicians, else
+    NotFound (audited as denied), as for a team that does not exist."""
+    member = select(TeamMembership.team_id).where(
+        TeamMembership.user_id == principal.user_id, TeamMembership.team_id == team_id
+    )
+    team = session.get(CareTeam, team_id) if session.scalars(member).first() is not None else None
+    if team is None:
+        record_denied(
+            session, principal, action="team.access", resource_type="care_team", resource_id=team_id
+        )
+        raise NotFound("No such care team.")
+    return team
 
 
 def record_denied(

@@ -20,7 +20,7 @@ from backend.auth.schemas import RegisterSchema, TokenPairSchema
 from backend.db import utcnow
 from backend.limits import limiter
 from backend.patients import accounts, services
-from backend.patients.access import load_patient_for, record_denied
+from backend.patients.access import load_patient_for, load_team_for
 from backend.patients.accounts import new_invite_code
 from backend.patients.models import Patient
 from backend.patients.schemas import (
@@ -104,12 +104,7 @@ def _check_patient(session: Any, principal: Principal, pid: str) -> None:
 @resource_check("team_id")
 def _check_team(session: Any, principal: Principal, team_id: str) -> None:
     """Before the body is parsed: one of the clinician's teams, else 404 (audited)."""
-    teams = clinician_team_ids(session, principal.user_id)
-    if team_id not in teams:
-        record_denied(
-            session, principal, action="team.access", resource_type="care_team", resource_id=team_id
-        )
-    services.get_team_for(session, team_id=team_id, team_ids=teams)
+    load_team_for(session, principal, team_id)
 
 
 @blp.route("/patients")

@@ -407,9 +407,18 @@ def test_web_matrix_other_team_gets_the_missing_id_page_and_nothing_changes(
     before = snapshot(db_sessionmaker)
     for (rule, method), case in sorted(WEB_CASES.items()):
         data = {"csrf_token": token, **case["form"]} if method == "POST" else None
-        resp = attacker.open(_web_url(rule, a, case), method=method, data=data)
+        request_id = f"web-{uuid.uuid4().hex}"
+        resp = attacker.open(
+            _web_url(rule, a, case), method=method, data=data, headers={"X-Request-ID": request_id}
+        )
         ghost = attacker.open(_web_url(rule, missing, case), method=method, data=data)
         assert resp.status_code == 404 and ghost.status_code == 404, rule
+        # in the trail as denied, by her, without the other team's patient
+        rows = _audit_of(db_sessionmaker, request_id)
+        assert len(rows) == 1, (rule, rows)
+        assert (rows[0].outcome, rows[0].actor_id, rows[0].patient_id) == ("denied", clin2.user_id, None), (
+            rule
+        )
         # the same page but for its CSRF token (signed with the time of the request)
         same = CSRF.sub("", resp.get_data(as_text=True)) == CSRF.sub("", ghost.get_data(as_text=True))
         assert same and resp.mimetype == "text/html", rule
