@@ -121,7 +121,13 @@ def requires_json_body(operation: Any) -> bool:
 
 
 def _has_json_body() -> bool:
-    return request.is_json and bool(request.get_data(cache=True).strip())
+    """A JSON body is sent (its content is judged when it is parsed); the body is
+    not read here, so the size limit still answers 413 for a chunked one."""
+    if not request.is_json:
+        return False
+    if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        return True
+    return bool(request.content_length)
 
 
 def init_app(app: Flask) -> None:
