@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from backend.auth import permissions
 
     permissions.init_app(app)
+    app.before_request(web.guard_body)
 
     @app.teardown_request
     def _end_audit_context(_exc: BaseException | None) -> None:

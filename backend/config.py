@@ -45,7 +45,8 @@ class Settings:
     max_body_bytes: int = 2 * 1024 * 1024
     max_batch_items: int = 500
     login_rate_limit: str = "10 per minute"
-    # "memory://" for one process; "redis://127.0.0.1:6379/0" shared by several workers.
+    # "memory://" for one process; "redis://127.0.0.1:6379/0" shared by several workers
+    # (`lamtrack serve` refuses more than one worker without a shared store: backend/serving.py).
     rate_limit_storage_url: str = "memory://"
     # Cohort reports: a group of fewer patients than this is shown without numbers.
     report_min_cell_size: int = 5

@@ -15,12 +15,18 @@ class APIError(Exception):
     type_ = "about:blank"
 
     def __init__(
-        self, detail: str | None = None, *, errors: Any = None, headers: dict[str, str] | None = None
+        self,
+        detail: str | None = None,
+        *,
+        errors: Any = None,
+        headers: dict[str, str] | None = None,
+        rule: str | None = None,
     ) -> None:
         super().__init__(detail or self.title)
         self.detail = detail
         self.errors = errors
         self.headers = headers or {}
+        self.rule = rule  # the name of the rule that refused the request, when one did
 
 
 class Unauthorized(APIError):

@@ -182,4 +182,10 @@ class ProblemSchema(Schema):
     status = fields.Integer(required=True)
     detail = fields.String()
     errors = fields.Raw(metadata={"description": "Per-field messages for validation errors"})
+    rule = fields.String(
+        metadata={
+            "description": "The rule that refused the request, e.g. a password rule: length, "
+            "common, repetitive, sequential, context, guessable"
+        }
+    )
     request_id = fields.String()

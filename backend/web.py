@@ -85,12 +85,30 @@ class StrictJSONProvider(DefaultJSONProvider):
         return super().loads(text, **kwargs)
 
 
-def _guard_request() -> Response | None:
-    """What no route can take, refused before any parsing: a NUL character in the
-    URL (no database stores one) and a JSON body nested deeper than MAX_JSON_DEPTH
-    (webargs parses bodies with the standard parser, which would recurse)."""
+# A longer request target is refused (414) before routing: gunicorn refuses a
+# request line over 4094 bytes the same way (backend/serving.py), and no
+# operation of the API takes a URL anywhere near this long.
+MAX_URL_BYTES = 4096
+
+
+def _guard_url() -> Response | None:
+    """What no route can take, refused before anything else: a URL longer than
+    MAX_URL_BYTES (414) and a NUL character in it (no database stores one)."""
+    target = request.environ.get("RAW_URI") or request.full_path
+    if len(target.encode("utf-8", "surrogateescape")) > MAX_URL_BYTES:
+        return problem(
+            414, "URI Too Long", f"The URL is longer than the server accepts ({MAX_URL_BYTES} bytes)."
+        )
     if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
         return problem(400, "Bad Request", "The URL holds a NUL character.")
+    return None
+
+
+def guard_body() -> Response | None:
+    """A JSON body nested deeper than MAX_JSON_DEPTH, refused before it is parsed
+    (webargs parses bodies with the standard parser, which would recurse).
+    Registered after authentication (`backend.auth.permissions`): a caller
+    without a token learns nothing from the body."""
     if request.is_json and _too_deep(request.get_data(cache=True).decode("utf-8", "replace")):
         return problem(400, "Bad Request", f"The JSON nests deeper than {MAX_JSON_DEPTH} levels.")
     return None
@@ -98,7 +116,7 @@ def _guard_request() -> Response | None:
 
 def init_app(app: Flask) -> None:
     app.json = StrictJSONProvider(app)
-    app.before_request(_guard_request)
+    app.before_request(_guard_url)
 
     @app.teardown_appcontext
     def _close_session(_exc: BaseException | None) -> None:
@@ -132,10 +150,13 @@ def problem(
     *,
     errors: Any = None,
     headers: dict[str, str] | None = None,
+    rule: str | None = None,
 ) -> Response:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     if detail:
         body["detail"] = detail
+    if rule:
+        body["rule"] = rule
     if errors is not None:
         body["errors"] = errors
     request_id = g.get("request_id") if g else None
@@ -152,7 +173,9 @@ def init_errors(app: Flask) -> None:
 
     @app.errorhandler(APIError)
     def _api_error(exc: APIError) -> Response:
-        return problem(exc.status, exc.title, exc.detail, errors=exc.errors, headers=exc.headers)
+        return problem(
+            exc.status, exc.title, exc.detail, errors=exc.errors, headers=exc.headers, rule=exc.rule
+        )
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

@@ -10,6 +10,7 @@ from marshmallow import ValidationError
 from sqlalchemy import Select, and_, or_, select
 
 from backend.alerts import services
+from backend.alerts.access import load_alert_for
 from backend.alerts.models import Alert, AlertEvent
 from backend.alerts.schemas import (
     AlertDetailSchema,
@@ -22,14 +23,16 @@ from backend.alerts.schemas import (
 from backend.audit import record_audit
 from backend.auth.permissions import (
     clinician_team_ids,
+    clinicians_only,
     current_principal,
     require_clinician,
+    resource_check,
 )
 from backend.auth.principal import Principal
 from backend.clinical.model import RULE_ALIASES
 from backend.db import utcnow
-from backend.errors import NotFound, Unprocessable
-from backend.patients.access import load_patient_for
+from backend.errors import Unprocessable
+from backend.patients.access import load_patient_for, record_denied
 from backend.patients.models import Patient
 from backend.schemas import cursor_time, decode_cursor, encode_cursor
 from backend.web import Blueprint, db
@@ -89,17 +92,10 @@ def _page(stmt: Select[Alert], args: dict[str, Any]) -> tuple[list[Alert], str |
     return rows, cursor
 
 
-def _load_alert_for(principal: Principal, alert_id: str, *, for_update: bool = False) -> Alert:
-    """An alert of one of the clinician's teams' patients, else 404."""
-    session = db()
-    teams = select(Patient.id).where(Patient.care_team_id.in_(clinician_team_ids(session, principal.user_id)))
-    stmt = select(Alert).where(Alert.id == alert_id, Alert.patient_id.in_(teams))
-    if for_update:
-        stmt = stmt.with_for_update()
-    alert = session.scalars(stmt).one_or_none()
-    if alert is None:
-        raise NotFound("No such alert.")
-    return alert
+@resource_check("alert_id")
+def _check_alert(session: Any, principal: Principal, alert_id: str) -> None:
+    """Before the body is parsed: an alert of the clinician's teams, else 404 (audited)."""
+    load_alert_for(session, principal, alert_id)
 
 
 def _audit(
@@ -128,8 +124,14 @@ def _same_rule(rule: str) -> list[str]:
     return [current, *(old for old, new in RULE_ALIASES.items() if new == current)]
 
 
+def _is_team_patient(session: Any, patient_id: str, team_ids: list[str]) -> bool:
+    stmt = select(Patient.id).where(Patient.id == patient_id, Patient.care_team_id.in_(team_ids))
+    return session.scalars(stmt).first() is not None
+
+
 @blp.route("/alerts")
 class Alerts(MethodView):
+    @clinicians_only
     @blp.arguments(AlertListArgs, location="query")
     @blp.response(200, AlertPageSchema)
     @blp.alt_response(403, description="Clinicians only")
@@ -140,6 +142,14 @@ class Alerts(MethodView):
         principal = require_clinician()
         session = db()
         teams = clinician_team_ids(session, principal.user_id)
+        wanted = args.get("patient_id")
+        if wanted and not _is_team_patient(session, wanted, teams):
+            # Filtered on a patient who is not hers (or no one): nothing is read,
+            # and the trail says so without naming that patient as read.
+            record_denied(
+                session, principal, action="alert.list", resource_type="patient", resource_id=wanted
+            )
+            return {"items": [], "next_cursor": None}
         stmt = select(Alert).where(
             Alert.patient_id.in_(select(Patient.id).where(Patient.care_team_id.in_(teams)))
         )
@@ -149,7 +159,7 @@ class Alerts(MethodView):
         if args.get("rule"):
             stmt = stmt.where(Alert.rule.in_(_same_rule(args["rule"])))
         rows, cursor = _page(stmt, args)
-        _audit(principal, "alert.list", patient_id=args.get("patient_id"), detail=f"{len(rows)} alerts")
+        _audit(principal, "alert.list", patient_id=wanted, detail=f"{len(rows)} alerts")
         session.commit()
         return {"items": [alert_out(a, principal) for a in rows], "next_cursor": cursor}
 
@@ -174,13 +184,14 @@ def _detail(alert: Alert, principal: Principal) -> dict[str, Any]:
 
 @blp.route("/alerts/<alert_id>")
 class AlertDetail(MethodView):
+    @clinicians_only
     @blp.response(200, AlertDetailSchema)
     @blp.alt_response(403, description="Clinicians only")
     @blp.alt_response(404, description="No such alert, or not your team's")
     def get(self, alert_id: str) -> dict[str, Any]:
         """One alert with the numbers behind it and its history"""
         principal = require_clinician()
-        alert = _load_alert_for(principal, alert_id)
+        alert = load_alert_for(db(), principal, alert_id)
         _audit(principal, "alert.read", patient_id=alert.patient_id, resource_id=alert.id)
         out = _detail(alert, principal)
         db().commit()
@@ -190,7 +201,7 @@ class AlertDetail(MethodView):
 def _change(alert_id: str, action: Any, **options: Any) -> dict[str, Any]:
     """A clinician's lifecycle action on one of her teams' alerts (locked while changed)."""
     principal = require_clinician()
-    alert = _load_alert_for(principal, alert_id, for_update=True)
+    alert = load_alert_for(db(), principal, alert_id, for_update=True)
     action(db(), alert=alert, actor_id=principal.user_id, now=utcnow(), **options)
     db().commit()
     return _detail(alert, principal)
@@ -198,6 +209,7 @@ def _change(alert_id: str, action: Any, **options: Any) -> dict[str, Any]:
 
 @blp.route("/alerts/<alert_id>/acknowledge")
 class AlertAcknowledge(MethodView):
+    @clinicians_only
     @blp.arguments(AlertNoteSchema, required=False)
     @blp.response(200, AlertDetailSchema)
     @blp.alt_response(403, description="Clinicians only")
@@ -210,6 +222,7 @@ class AlertAcknowledge(MethodView):
 
 @blp.route("/alerts/<alert_id>/snooze")
 class AlertSnooze(MethodView):
+    @clinicians_only
     @blp.arguments(AlertSnoozeSchema)
     @blp.response(200, AlertDetailSchema)
     @blp.alt_response(403, description="Clinicians only")
@@ -228,6 +241,7 @@ class AlertSnooze(MethodView):
 
 @blp.route("/alerts/<alert_id>/resolve")
 class AlertResolve(MethodView):
+    @clinicians_only
     @blp.arguments(AlertNoteSchema, required=False)
     @blp.response(200, AlertDetailSchema)
     @blp.alt_response(403, description="Clinicians only")

@@ -1,7 +1,9 @@
 """Who is signed in: the bearer token of the request, checked against the account.
 
 Which patient that principal may reach is decided in one place,
-`backend.patients.access`.
+`backend.patients.access`; each feature registers here how to check the ids of
+its URLs (`resource_check`), so that every operation is authorised before its
+body or query is parsed.
 """
 
 from __future__ import annotations
@@ -13,13 +15,42 @@ from flask import Flask, g, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from backend.audit import record_audit
 from backend.auth.models import RefreshToken, TeamMembership, User
 from backend.auth.principal import Principal
 from backend.auth.tokens import ACCESS_TYP, decode_token
-from backend.errors import Forbidden, Unauthorized
+from backend.errors import APIError, Forbidden, Unauthorized
 from backend.web import db, settings
 
 F = TypeVar("F", bound=Callable[..., Any])
+ResourceCheck = Callable[[Session, Principal, str], None]
+
+# URL argument name -> the check that raises (403/404, audited) when the
+# principal may not reach the object it names.
+_RESOURCE_CHECKS: dict[str, ResourceCheck] = {}
+_CLINICIANS_ONLY = "_lamtrack_clinicians_only"
+
+
+def resource_check(arg_name: str) -> Callable[[ResourceCheck], ResourceCheck]:
+    """Register how to authorise the URL argument `arg_name` (e.g. `pid`)."""
+
+    def register(check: ResourceCheck) -> ResourceCheck:
+        _RESOURCE_CHECKS[arg_name] = check
+        return check
+
+    return register
+
+
+def clinicians_only(func: F) -> F:
+    """Mark an operation as for clinicians: anyone else gets 403 before the
+    body or query is looked at (the view still calls `require_clinician`)."""
+    setattr(func, _CLINICIANS_ONLY, True)
+    return func
+
+
+class BodyRequired(APIError):
+    status = 400
+    title = "Bad Request"
 
 
 def current_principal() -> Principal:
@@ -75,17 +106,61 @@ def public_endpoints(app: Flask) -> set[str]:
     return public
 
 
+def _operation(app: Flask, endpoint: str) -> Any:
+    view_class = getattr(app.view_functions.get(endpoint), "view_class", None)
+    return getattr(view_class, request.method.lower(), None) if view_class is not None else None
+
+
+def requires_json_body(operation: Any) -> bool:
+    """True when the operation documents a required JSON request body."""
+    doc = getattr(operation, "_apidoc", {})
+    for parameter in doc.get("arguments", {}).get("parameters", []):
+        if parameter.get("in") == "json" and parameter.get("required", True):
+            return True
+    return bool(doc.get("manual_doc", {}).get("requestBody", {}).get("required"))
+
+
+def _has_json_body() -> bool:
+    """A JSON body is sent (its content is judged when it is parsed); the body is
+    not read here, so the size limit still answers 413 for a chunked one."""
+    if not request.is_json:
+        return False
+    if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        return True
+    return bool(request.content_length)
+
+
 def init_app(app: Flask) -> None:
-    """Check the token before anything else of the request, so that a caller
-    without one gets 401 whatever the body or query (not a 422 that says what
-    the operation would accept)."""
+    """Before anything else of the request is parsed: the token (401 whatever
+    the body or query, not a 422 that says what the operation would accept),
+    then who may call the operation (403 for clinicians' operations) and reach
+    the objects its URL names (404, audited as denied), then whether the
+    required JSON body is there at all (400, never an empty object)."""
     public = public_endpoints(app)
 
     @app.before_request
     def _authenticate() -> None:
         endpoint = request.endpoint
-        if endpoint is None or endpoint in public or request.method == "OPTIONS":
+        if endpoint is None or request.method == "OPTIONS" or not request.path.startswith("/api/"):
             return
-        if not request.path.startswith("/api/"):
-            return
-        current_principal()
+        operation = _operation(app, endpoint)
+        if endpoint not in public:
+            principal = current_principal()
+            if getattr(operation, _CLINICIANS_ONLY, False) and not principal.is_clinician:
+                record_audit(
+                    db(),
+                    actor_id=principal.user_id,
+                    actor_role=principal.role,
+                    action="operation.access",
+                    outcome="denied",
+                    resource_type="operation",
+                    resource_id=endpoint[:64],
+                )
+                db().commit()
+                require_clinician()
+            for name, value in (request.view_args or {}).items():
+                check = _RESOURCE_CHECKS.get(name)
+                if check is not None:
+                    check(db(), principal, str(value))
+        if operation is not None and requires_json_body(operation) and not _has_json_body():
+            raise BodyRequired("This operation takes a JSON body (Content-Type: application/json).")

@@ -32,7 +32,12 @@ class RegisterSchema(StrictSchema):
         required=True,
         load_only=True,
         validate=validate.Length(min=MIN_PASSWORD_LENGTH, max=1024),
-        metadata={"description": f"At least {MIN_PASSWORD_LENGTH} characters, at most 1024."},
+        metadata={
+            "description": f"At least {MIN_PASSWORD_LENGTH} characters, at most 1024. Refused with 422 "
+            "naming the rule (`rule`: common, repetitive, sequential, context, guessable) when it is "
+            "a common or breached password, repeated or sequential characters, mostly the service's "
+            "name or the email, or otherwise easy to guess (NIST SP 800-63B 5.1.1.2)."
+        },
     )
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from backend.audit import record_audit
 from backend.auth.models import RefreshToken, User
-from backend.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, needs_rehash, verify_password
+from backend.auth.passwords import hash_password, needs_rehash, password_refusal, verify_password
 from backend.auth.tokens import ACCESS_TYP, REFRESH_TYP, decode_token, issue_token
 from backend.config import Settings
 from backend.errors import Unauthorized, Unprocessable
@@ -30,11 +30,15 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
-def check_password_strength(password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
+def check_password_strength(password: str, *, email: str | None = None) -> None:
+    """Unprocessable, naming the rule, when `password` may not be set for the
+    account `email` (`backend.auth.passwords`); the password is never echoed."""
+    refusal = password_refusal(password, email=email)
+    if refusal is not None:
         raise Unprocessable(
-            "The password is too short.",
-            errors={"password": [f"Use at least {MIN_PASSWORD_LENGTH} characters."]},
+            f"The password was refused ({refusal.rule}): {refusal.message}",
+            errors={"password": [refusal.message]},
+            rule=refusal.rule,
         )
 
 

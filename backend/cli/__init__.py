@@ -24,10 +24,26 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=None, help="Default: $PORT or 8000.")
-@click.option("--workers", type=int, default=2, show_default=True)
-def serve(host: str, port: int | None, workers: int) -> None:
-    """Serve the API with gunicorn."""
-    port = port or _settings().port
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes. More than one needs RATE_LIMIT_STORAGE_URL=redis://... so that "
+    "login attempts are counted together.",
+)
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=8, show_default=True, help="Threads per worker."
+)
+def serve(host: str, port: int | None, workers: int, threads: int) -> None:
+    """Serve the API with gunicorn (one worker with threads unless the rate limits are shared)."""
+    from backend.serving import workers_problem
+
+    settings = _settings()
+    reason = workers_problem(workers, settings.rate_limit_storage_url)
+    if reason is not None:
+        raise click.UsageError(reason)
+    port = port or settings.port
     os.execvp(  # noqa: S606 - replaces this process with gunicorn
         sys.executable,
         [
@@ -36,8 +52,12 @@ def serve(host: str, port: int | None, workers: int) -> None:
             "gunicorn",
             "--bind",
             f"{host}:{port}",
+            "--worker-class",
+            "backend.serving.ProblemThreadWorker",
             "--workers",
             str(workers),
+            "--threads",
+            str(threads),
             "--access-logfile",
             "-",
             "--timeout",

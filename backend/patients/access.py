@@ -14,7 +14,7 @@ from backend.audit import record_audit
 from backend.auth.models import TeamMembership
 from backend.auth.principal import Principal
 from backend.errors import NotFound
-from backend.patients.models import Patient
+from backend.patients.models import CareTeam, Patient
 
 
 def _patient_query(principal: Principal, pid: str, *, for_update: bool) -> Select[Patient]:
@@ -40,17 +40,46 @@ def load_patient_for(
         raise NotFound("No such patient.")
     patient = session.scalars(_patient_query(principal, pid, for_update=for_update)).one_or_none()
     if patient is None:
-        # Refused attempts are part of the trail too; committed now, because the
-        # request's transaction is rolled back with the error.
-        record_audit(
-            session,
-            actor_id=principal.user_id,
-            actor_role=principal.role,
-            action="patient.access",
-            outcome="denied",
-            resource_type="patient",
-            resource_id=pid[:64],
-        )
-        session.commit()
+        record_denied(session, principal, action="patient.access", resource_type="patient", resource_id=pid)
         raise NotFound("No such patient.")
     return patient
+
+
+def load_team_for(session: Session, principal: Principal, team_id: str) -> CareTeam:
+    """The care team `team_id` if `principal` is one of its clinicians, else
+    NotFound (audited as denied), as for a team that does not exist."""
+    member = select(TeamMembership.team_id).where(
+        TeamMembership.user_id == principal.user_id, TeamMembership.team_id == team_id
+    )
+    team = session.get(CareTeam, team_id) if session.scalars(member).first() is not None else None
+    if team is None:
+        record_denied(
+            session, principal, action="team.access", resource_type="care_team", resource_id=team_id
+        )
+        raise NotFound("No such care team.")
+    return team
+
+
+def record_denied(
+    session: Session,
+    principal: Principal,
+    *,
+    action: str,
+    resource_type: str,
+    resource_id: str,
+    detail: str | None = None,
+) -> None:
+    """A refused attempt in the trail: who, what kind, which id asked for; no
+    patient is named (the id may be another team's). Committed now, because the
+    request's transaction is rolled back with the error that follows."""
+    record_audit(
+        session,
+        actor_id=principal.user_id,
+        actor_role=principal.role,
+        action=action,
+        outcome="denied",
+        resource_type=resource_type,
+        resource_id=resource_id[:64],
+        detail=detail,
+    )
+    session.commit()

@@ -39,7 +39,7 @@ def create_team(session: Session, *, name: str) -> CareTeam:
 def create_clinician(session: Session, *, team_id: str, email: str, password: str) -> User:
     if session.get(CareTeam, team_id) is None:
         raise NotFound("No such care team.")
-    check_password_strength(password)
+    check_password_strength(password, email=email)
     email = normalise_email(email)
     user = session.scalars(select(User).where(User.email == email)).one_or_none()
     if user is None:
@@ -97,7 +97,7 @@ def register_patient(
     Every failure gets the same answer, so the endpoint says nothing about which
     codes or emails exist.
     """
-    check_password_strength(password)
+    check_password_strength(password, email=email)
     invalid = Unprocessable("The invite code is not valid, or it was already used or has expired.")
     invite = session.scalars(
         select(InviteCode).where(InviteCode.code_hash == _hash_code(invite_code)).with_for_update()

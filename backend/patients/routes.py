@@ -9,15 +9,18 @@ from sqlalchemy import select, update
 from backend.audit import record_audit
 from backend.auth.permissions import (
     clinician_team_ids,
+    clinicians_only,
     current_principal,
     require_clinician,
+    resource_check,
 )
+from backend.auth.principal import Principal
 from backend.auth.routes import commit_then_raise, pair_out
 from backend.auth.schemas import RegisterSchema, TokenPairSchema
 from backend.db import utcnow
 from backend.limits import limiter
 from backend.patients import accounts, services
-from backend.patients.access import load_patient_for
+from backend.patients.access import load_patient_for, load_team_for
 from backend.patients.accounts import new_invite_code
 from backend.patients.models import Patient
 from backend.patients.schemas import (
@@ -94,8 +97,21 @@ def patient_out(patient: Patient, summary: dict[str, Any] | None = None) -> dict
     return data
 
 
+@resource_check("pid")
+def _check_patient(session: Any, principal: Principal, pid: str) -> None:
+    """Before the body is parsed: a patient the principal may reach, else 404 (audited)."""
+    load_patient_for(session, principal, pid)
+
+
+@resource_check("team_id")
+def _check_team(session: Any, principal: Principal, team_id: str) -> None:
+    """Before the body is parsed: one of the clinician's teams, else 404 (audited)."""
+    load_team_for(session, principal, team_id)
+
+
 @blp.route("/patients")
 class Patients(MethodView):
+    @clinicians_only
     @blp.arguments(PatientListArgs, location="query")
     @blp.response(200, PatientPageSchema)
     @blp.alt_response(403, description="Clinicians only")
@@ -128,6 +144,7 @@ class Patients(MethodView):
             "next_cursor": encode_cursor([rows[-1].id]) if more else None,
         }
 
+    @clinicians_only
     @blp.arguments(PatientCreateSchema)
     @blp.response(201, PatientCreatedSchema)
     @blp.alt_response(403, description="Clinicians only")
@@ -196,6 +213,7 @@ class PatientDetail(MethodView):
 
 @blp.route("/patients/<pid>/invite")
 class PatientInvite(MethodView):
+    @clinicians_only
     @blp.response(201, InviteSchema)
     @blp.alt_response(404, description="No such patient, or not yours")
     @blp.alt_response(409, description="The patient has already registered")
@@ -225,6 +243,7 @@ class PatientInvite(MethodView):
 
 @blp.route("/teams/<team_id>")
 class Team(MethodView):
+    @clinicians_only
     @blp.response(200, TeamSchema)
     @blp.alt_response(403, description="Clinicians only")
     @blp.alt_response(404, description="No such team, or not yours")
@@ -237,6 +256,7 @@ class Team(MethodView):
         )
         return team_out(team)
 
+    @clinicians_only
     @blp.arguments(TeamUpdateSchema)
     @blp.response(200, TeamSchema)
     @blp.alt_response(403, description="Clinicians only")
@@ -270,6 +290,7 @@ class Team(MethodView):
 
 @blp.route("/rule-thresholds")
 class RuleThresholds(MethodView):
+    @clinicians_only
     @blp.response(200, RuleThresholdSchema(many=True))
     @blp.alt_response(403, description="Clinicians only")
     def get(self) -> list[dict[str, Any]]:

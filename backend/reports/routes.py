@@ -10,7 +10,7 @@ from flask import Response
 from flask.views import MethodView
 from marshmallow import fields, validate
 
-from backend.auth.permissions import require_clinician
+from backend.auth.permissions import clinicians_only, require_clinician
 from backend.db import utcnow
 from backend.reports.cohort import CSV_COLUMNS, report_rows
 from backend.reports.services import team_report
@@ -119,6 +119,7 @@ def build_report(team_id: str) -> dict[str, Any]:
 
 @blp.route("/teams/<team_id>/cohort-report")
 class CohortReport(MethodView):
+    @clinicians_only
     @blp.arguments(ReportArgsSchema, location="query")
     @blp.response(200, CohortReportSchema)
     @blp.doc(

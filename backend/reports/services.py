@@ -8,9 +8,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from backend.audit import record_audit
-from backend.auth.permissions import clinician_team_ids
 from backend.auth.principal import Principal
-from backend.patients.services import get_team_for
+from backend.patients.access import load_team_for
 from backend.reports.cohort import cohort_report
 from backend.reports.loading import load_team_cohort
 
@@ -26,7 +25,7 @@ def team_report(
 ) -> dict[str, Any]:
     """The report of `team_id` if `principal` is one of its clinicians (else
     NotFound, as for a team that does not exist); the read is audited."""
-    team = get_team_for(session, team_id=team_id, team_ids=clinician_team_ids(session, principal.user_id))
+    team = load_team_for(session, principal, team_id)
     report = cohort_report(load_team_cohort(session, team.id, as_of=now), min_cell=min_cell)
     record_audit(
         session,

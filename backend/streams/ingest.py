@@ -32,6 +32,7 @@ from backend.auth.principal import Principal
 from backend.config import Settings
 from backend.db import new_id
 from backend.errors import NotFound, Unprocessable
+from backend.patients.access import record_denied
 from backend.patients.models import Patient
 from backend.schemas import cursor_time
 from backend.streams.records import IngestContext, StreamSpec
@@ -262,6 +263,9 @@ def tombstone(
         select(model).where(model.patient_id == patient.id, model.id == record_id)
     ).one_or_none()
     if row is None:
+        record_denied(
+            session, principal, action=f"{spec.name}.access", resource_type=spec.name, resource_id=record_id
+        )
         raise NotFound("No such record.")
     if row.deleted_at is None:
         patient.change_seq += 1

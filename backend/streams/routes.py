@@ -12,7 +12,7 @@ from backend.audit import record_audit
 from backend.auth.permissions import current_principal
 from backend.db import utcnow
 from backend.errors import Unprocessable
-from backend.patients.access import load_patient_for
+from backend.patients.access import load_patient_for, record_denied
 from backend.schemas import (
     PageArgs,
     PageSchema,
@@ -160,8 +160,8 @@ def register_stream(spec: StreamSpec, api_spec_register: list[Any]) -> None:
     def post(self: MethodView, pid: str) -> Response:
         principal = current_principal()
         session = db()
-        items = _read_batch()
         patient = load_patient_for(session, principal, pid, for_update=True)
+        items = _read_batch()
         results = streams.ingest_batch(
             session,
             spec=spec,
@@ -208,6 +208,13 @@ def register_stream(spec: StreamSpec, api_spec_register: list[Any]) -> None:
         if row is None or row.patient_id != patient.id or row.deleted_at is not None:
             from backend.errors import NotFound
 
+            record_denied(
+                session,
+                principal,
+                action=f"{spec.name}.access",
+                resource_type=spec.name,
+                resource_id=record_id,
+            )
             raise NotFound("No such record.")
         record_audit(
             session,

@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from backend.alerts import services as alert_services
+from backend.alerts.access import load_alert_for
 from backend.alerts.emails import RULE_LABELS, URGENCY_LABELS
 from backend.alerts.models import Alert, AlertEvent
 from backend.audit import record_audit
@@ -250,14 +251,7 @@ def sign_out() -> Response:
 
 
 def _alert_for(principal: Principal, alert_id: str, *, for_update: bool = False) -> Alert:
-    teams = select(Patient.id).where(Patient.care_team_id.in_(clinician_team_ids(db(), principal.user_id)))
-    stmt = select(Alert).where(Alert.id == alert_id, Alert.patient_id.in_(teams))
-    if for_update:
-        stmt = stmt.with_for_update()
-    alert = db().scalars(stmt).one_or_none()
-    if alert is None:
-        raise NotFound("No such alert.")
-    return alert
+    return load_alert_for(db(), principal, alert_id, for_update=for_update)
 
 
 @blp.get("/alerts/<alert_id>")

@@ -407,9 +407,18 @@ def test_web_matrix_other_team_gets_the_missing_id_page_and_nothing_changes(
     before = snapshot(db_sessionmaker)
     for (rule, method), case in sorted(WEB_CASES.items()):
         data = {"csrf_token": token, **case["form"]} if method == "POST" else None
-        resp = attacker.open(_web_url(rule, a, case), method=method, data=data)
+        request_id = f"web-{uuid.uuid4().hex}"
+        resp = attacker.open(
+            _web_url(rule, a, case), method=method, data=data, headers={"X-Request-ID": request_id}
+        )
         ghost = attacker.open(_web_url(rule, missing, case), method=method, data=data)
         assert resp.status_code == 404 and ghost.status_code == 404, rule
+        # in the trail as denied, by her, without the other team's patient
+        rows = _audit_of(db_sessionmaker, request_id)
+        assert len(rows) == 1, (rule, rows)
+        assert (rows[0].outcome, rows[0].actor_id, rows[0].patient_id) == ("denied", clin2.user_id, None), (
+            rule
+        )
         # the same page but for its CSRF token (signed with the time of the request)
         same = CSRF.sub("", resp.get_data(as_text=True)) == CSRF.sub("", ghost.get_data(as_text=True))
         assert same and resp.mimetype == "text/html", rule
@@ -425,3 +434,97 @@ def test_web_matrix_other_team_gets_the_missing_id_page_and_nothing_changes(
         data = {"csrf_token": token, **case["form"]} if method == "POST" else None
         resp = owner.open(_web_url(rule, a, case), method=method, data=data)
         assert resp.status_code == case["owner"], (rule, resp.get_data(as_text=True)[:300])
+
+
+# ---------------------------------------------------------------- refused first, and audited
+
+BAD_BODY = {"timezone": "", "items": "x", "hours": "x", "name": "", "note": 5, "until": "never"}
+
+
+def _attackers(b: Side) -> dict[str, Any]:
+    return {"patient_b": b.patient, "clin2": b.clinician}
+
+
+def test_matrix_refusal_comes_before_the_body(
+    world: dict[str, Side], client: FlaskClient, db_sessionmaker: sessionmaker[Session]
+) -> None:
+    """Someone else's id with a bad, absent or non-JSON body: still 404 (403 for a
+    patient on a clinicians' operation), never a 400/422 describing the body."""
+    a, b = world["a"], world["b"]
+    before = snapshot(db_sessionmaker)
+    checked = 0
+    for (rule, method), case in sorted(CASES.items()):
+        if method not in ("POST", "PATCH"):
+            continue
+        for role, actor in _attackers(b).items():
+            expected = 403 if (case.clinician_only and role == "patient_b") else 404
+            url = fill(rule, a, case)
+            for kwargs in ({"json": BAD_BODY}, {}, {"data": "x", "content_type": "text/plain"}):
+                resp = client.open(url, method=method, headers=actor.headers, **kwargs)
+                assert_problem(resp, expected, f"{role} {method} {url} {kwargs}")
+                checked += 1
+    assert checked > 30
+    assert snapshot(db_sessionmaker) == before
+
+
+def _audit_of(db_sessionmaker: sessionmaker[Session], request_id: str) -> list[Any]:
+    from backend.audit import AuditEvent
+
+    with db_sessionmaker() as session:
+        rows = list(session.scalars(select(AuditEvent).where(AuditEvent.request_id == request_id)))
+        session.expunge_all()
+        return rows
+
+
+def test_matrix_every_refusal_is_audited_as_denied_without_the_other_team(
+    world: dict[str, Side], client: FlaskClient, db_sessionmaker: sessionmaker[Session]
+) -> None:
+    """Each refused read or write of another team's patient, record, alert or
+    team leaves one row: outcome denied, the attacker, the id asked for; no row
+    names the other team's patient as touched."""
+    a, b = world["a"], world["b"]
+    attempts: list[tuple[str, str, Any, str]] = []
+    for (rule, method), case in sorted(CASES.items()):
+        for role, actor in _attackers(b).items():
+            attempts.append((method, fill(rule, a, case), actor, role))
+        if case.stream and "<record_id>" in rule:  # her own patient id, another patient's record
+            for role, actor, pid in (("patient_b", b.patient, "me"), ("clin2", b.clinician, b.patient_id)):
+                url = fill(rule, b, case, pid=pid, record_id=a.records[case.stream])
+                attempts.append((method, url, actor, role))
+    for method, url, actor, role in attempts:
+        request_id = f"matrix-{uuid.uuid4().hex}"
+        resp = client.open(url, method=method, headers={**actor.headers, "X-Request-ID": request_id})
+        assert resp.status_code in (403, 404), (role, method, url)
+        rows = _audit_of(db_sessionmaker, request_id)
+        where = (role, method, url, [(r.action, r.outcome) for r in rows])
+        assert len(rows) == 1, where
+        [row] = rows
+        assert row.outcome == "denied" and row.actor_id == actor.user_id, where
+        assert row.patient_id is None, where
+        if resp.status_code == 403:  # a patient on a clinicians' operation: which operation
+            assert row.resource_type == "operation" and row.resource_id, where
+        else:
+            assert row.resource_id and row.resource_id in url, where
+        assert a.patient.email not in str(row.detail)
+
+
+def test_alert_list_filtered_on_another_teams_patient_is_denied_not_read(
+    world: dict[str, Side], client: FlaskClient, db_sessionmaker: sessionmaker[Session]
+) -> None:
+    a, b = world["a"], world["b"]
+    request_id = f"matrix-{uuid.uuid4().hex}"
+    headers = {**b.clinician.headers, "X-Request-ID": request_id}
+    resp = client.get(f"{PREFIX}/alerts?patient_id={a.patient_id}", headers=headers)
+    assert resp.status_code == 200 and resp.get_json()["items"] == []
+    [row] = _audit_of(db_sessionmaker, request_id)
+    assert (row.action, row.outcome, row.actor_id) == ("alert.list", "denied", b.clinician.user_id)
+    assert row.patient_id is None and row.resource_id == a.patient_id
+    # Her own patient's filter is a read of that patient, as before.
+    own = f"matrix-{uuid.uuid4().hex}"
+    resp = client.get(
+        f"{PREFIX}/alerts?patient_id={b.patient_id}", headers={**b.clinician.headers, "X-Request-ID": own}
+    )
+    items = resp.get_json()["items"]
+    assert b.alert_id in [x["id"] for x in items] and {x["patient_id"] for x in items} == {b.patient_id}
+    [row] = _audit_of(db_sessionmaker, own)
+    assert (row.action, row.outcome, row.patient_id) == ("alert.list", "success", b.patient_id)

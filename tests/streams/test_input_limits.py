@@ -172,9 +172,13 @@ def test_batch_envelope_refuses_unknown_fields(patient: Any) -> None:
     assert patient.get(f"{API}/patients/me/doses").get_json()["items"] == []
 
 
-@pytest.mark.parametrize("body", [[], {"items": []}, {"items": {}}, {}, "items", None])
+@pytest.mark.parametrize("body", [[], {"items": []}, {"items": {}}, {}, "items"])
 def test_batch_envelope_must_be_an_object_with_a_non_empty_list(patient: Any, body: Any) -> None:
     assert_problem(patient.post(f"{API}/patients/me/doses", json=body), 422, field_errors=True)
+
+
+def test_an_absent_batch_is_400(patient: Any) -> None:
+    assert_problem(patient.post(f"{API}/patients/me/doses"), 400)
 
 
 # ---------------------------------------------------------------- limits
