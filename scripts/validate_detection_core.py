@@ -22,20 +22,26 @@ from backend.clinical.detection_report import (
 def main() -> int:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100
     t0 = time.perf_counter()
+    # same scenario names and seeds as the full grid (`decline_grid`)
     rows = [
         Scenario(f"D{i}", s, 150.0, 5.0, 0.3, n, 1000 + i, days=730)
-        for i, s in ((1, -144.0), (5, -30.0), (6, 0.0), (8, 20.0))
+        for i, s in ((1, -144.0), (3, -90.0), (5, -30.0), (6, 0.0), (8, 20.0))
     ]
     arte = [
         s for s in artefact_grid(False, n) if s.slope == 0.0 and s.name in ("X10", "X20", "X30", "X40", "X50")
     ]
     with ProcessPoolExecutor(max_workers=2) as pool:
-        dec = list(pool.map(_decline_job, rows))
-        art = list(pool.map(_decline_job, arte))
-    print(table(DECLINE_HEADER, [summarize_decline(s, r) for s, r in dec]))
-    print()
-    print(table(ARTEFACT_HEADER, [summarize_artefact(s, r) for s, r in art]))
-    print()
+        # every row is one job with its own seed, so submitting them all at once
+        # (slowest first: stable rows are never flagged and are replayed to the
+        # end) only balances the two workers; each row's patients are unchanged
+        order = [s for s in rows if s.slope > -60] + arte + [s for s in rows if s.slope <= -60]
+        futures = {s.name: pool.submit(_decline_job, s) for s in order}
+        dec = [futures[s.name].result() for s in rows]
+        print(table(DECLINE_HEADER, [summarize_decline(s, r) for s, r in dec]), flush=True)
+        print(f"\n(decline rows done at {time.perf_counter() - t0:.0f} s)\n", flush=True)
+        art = [futures[s.name].result() for s in arte]
+    print(table(ARTEFACT_HEADER, [summarize_artefact(s, r) for s, r in art]), flush=True)
+    print(f"\n(artefact rows done at {time.perf_counter() - t0:.0f} s)\n", flush=True)
     print(run_effort(n // 2, 2))  # effort drift: the same patients with the check off and on
     print(f"\nRun time {time.perf_counter() - t0:.0f} s, n={n} per decline row, {n // 2} per artefact row")
     return 0
