@@ -28,7 +28,15 @@ from backend.clinical.model import (
     TrendResult,
     TrendSegment,
 )
-from backend.clinical.series import DailySeries, day_to_date, home_series, latest_clinic
+from backend.clinical.series import (
+    DailySeries,
+    ReadingColumns,
+    day_to_date,
+    home_series,
+    last_home_at,
+    latest_clinic,
+    reading_columns,
+)
 from backend.clinical.thresholds import Thresholds
 from backend.clinical.trend import decline_estimate, effort_drift, verdict, withhold_rapid_decline
 from backend.clinical.troughs import current_item, on_treatment, trough_flags, trough_schedule
@@ -353,8 +361,9 @@ def evaluate_patient(history: PatientHistory, *, as_of: datetime, thresholds: Th
     if as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware")
     facts = history.facts
-    series = home_series(history.readings, facts.timezone, thresholds, as_of=as_of)
-    return evaluate_prepared(history, series, as_of=as_of, thresholds=thresholds)
+    columns = reading_columns(history.readings)
+    series = home_series(columns, facts.timezone, thresholds, as_of=as_of)
+    return evaluate_prepared(history, series, as_of=as_of, thresholds=thresholds, columns=columns)
 
 
 def evaluate_prepared(
@@ -365,6 +374,7 @@ def evaluate_prepared(
     thresholds: Thresholds,
     with_segments: bool = True,
     trend: tuple[TrendResult, Segment] | None = None,
+    columns: ReadingColumns | None = None,
 ) -> Evaluation:
     """As `evaluate_patient`, with the home series already built (replay, batch).
 
@@ -372,12 +382,15 @@ def evaluate_prepared(
     given, is used instead of `compute_trend` (the nightly batch computes
     trends for many patients at once); it must be what `compute_trend` would
     give for the alert rules (its verdict and, for a rapid decline, its numbers
-    and current segment).
+    and current segment). `columns`, when given, are `history.readings` as
+    `series.reading_columns` gives them (read once for the series and here).
     """
     facts = history.facts
     zone = ZoneInfo(facts.timezone)
     series = series.upto(as_of.astimezone(zone).date().toordinal())
-    clinic = latest_clinic(history.readings, thresholds, as_of=as_of)
+    if columns is None:
+        columns = reading_columns(history.readings)
+    clinic = latest_clinic(columns, thresholds, as_of=as_of)
     regimens = [r for r in history.regimens if r.effective_at <= as_of]
     if trend is None:
         trend = compute_trend(facts, series, regimens, as_of, thresholds, clinic, with_segments=with_segments)
@@ -432,10 +445,7 @@ def evaluate_prepared(
             if ev_alert is not None:
                 candidates.append(ev_alert)
 
-    last_home = max(
-        (r.measured_at for r in history.readings if r.setting == "home" and r.measured_at <= as_of),
-        default=None,
-    )
+    last_home = last_home_at(columns, as_of)
     overdue = rules.readings_overdue(facts, last_home, as_of, thresholds)
     if overdue is not None:
         candidates.append(overdue)

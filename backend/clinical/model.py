@@ -8,9 +8,10 @@ patient's own IANA time zone (`PatientFacts.timezone`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import overload
 
 NumberLike = float | int | str | bool | None
 
@@ -81,6 +82,100 @@ class SpirometryReading:
     # peak expiratory flow of the same session: the most effort-dependent index
     # (ATS/ERS 2019), used to tell worsening effort from falling FEV1
     pef_l_s: float | None = None
+
+
+class ReadingTable(Sequence[SpirometryReading]):
+    """Spirometry sessions held as columns (one list per field, in session order).
+
+    A `Sequence[SpirometryReading]` like any other (an item is built when it is
+    read), so every consumer of `PatientHistory.readings` sees the same
+    sessions; the engine's series code reads the columns directly
+    (`series.reading_columns`) instead of one object per session. The loader
+    builds one per patient from the columns of its query's rows.
+    """
+
+    __slots__ = ("device_id", "fev1_l", "fvc_l", "grade", "id", "measured_at", "pef_l_s", "setting")
+
+    def __init__(
+        self,
+        id: Sequence[str],
+        measured_at: Sequence[datetime],
+        fev1_l: Sequence[float],
+        fvc_l: Sequence[float | None],
+        grade: Sequence[str | None],
+        setting: Sequence[str],
+        device_id: Sequence[str | None],
+        pef_l_s: Sequence[float | None],
+    ) -> None:
+        n = len(id)
+        columns = (measured_at, fev1_l, fvc_l, grade, setting, device_id, pef_l_s)
+        if any(len(c) != n for c in columns):
+            raise ValueError("columns of a reading table must have the same length")
+        self.id = id
+        self.measured_at = measured_at
+        self.fev1_l = fev1_l
+        self.fvc_l = fvc_l
+        self.grade = grade
+        self.setting = setting
+        self.device_id = device_id
+        self.pef_l_s = pef_l_s
+
+    @classmethod
+    def of(cls, readings: Iterable[SpirometryReading]) -> ReadingTable:
+        """The table of reading objects (itself if it already is one)."""
+        if isinstance(readings, ReadingTable):
+            return readings
+        rs = list(readings)
+        return cls(
+            [r.id for r in rs],
+            [r.measured_at for r in rs],
+            [r.fev1_l for r in rs],
+            [r.fvc_l for r in rs],
+            [r.grade for r in rs],
+            [r.setting for r in rs],
+            [r.device_id for r in rs],
+            [r.pef_l_s for r in rs],
+        )
+
+    def __len__(self) -> int:
+        return len(self.id)
+
+    def _item(self, i: int) -> SpirometryReading:
+        return SpirometryReading(
+            id=self.id[i],
+            measured_at=self.measured_at[i],
+            fev1_l=self.fev1_l[i],
+            fvc_l=self.fvc_l[i],
+            grade=self.grade[i],
+            setting=self.setting[i],
+            device_id=self.device_id[i],
+            pef_l_s=self.pef_l_s[i],
+        )
+
+    @overload
+    def __getitem__(self, index: int) -> SpirometryReading: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[SpirometryReading]: ...
+    def __getitem__(self, index: int | slice) -> SpirometryReading | Sequence[SpirometryReading]:
+        if isinstance(index, slice):
+            return [self._item(i) for i in range(len(self))[index]]
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError("reading index out of range")
+        return self._item(index % n if n else index)
+
+    def __iter__(self) -> Iterator[SpirometryReading]:
+        return (self._item(i) for i in range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ReadingTable({list(self)!r})"
 
 
 @dataclass(frozen=True, slots=True)

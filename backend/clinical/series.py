@@ -23,15 +23,16 @@ Everything after extracting arrays from the reading objects is vectorised numpy.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
 
-from backend.clinical.model import SpirometryReading
+from backend.clinical.model import ReadingTable, SpirometryReading
 from backend.clinical.thresholds import Thresholds
 
 FloatArray = npt.NDArray[np.float64]
@@ -122,38 +123,104 @@ def aggregate_daily(
     return days, 0.5 * (v[lo] + v[hi]), dev[lo], counts.astype(np.int64)
 
 
+@dataclass(frozen=True, slots=True)
+class ReadingColumns:
+    """A patient's sessions as arrays, in session order (`reading_columns`)."""
+
+    table: ReadingTable
+    t: FloatArray  # POSIX seconds of `measured_at`
+    fev1_l: FloatArray
+    pef_l_s: FloatArray  # NaN where a session has none
+    home: npt.NDArray[np.bool_]
+
+
+def reading_columns(readings: Iterable[SpirometryReading]) -> ReadingColumns:
+    """The columns the series code reads, from any sequence of readings."""
+    table = ReadingTable.of(readings)
+    n = len(table)
+    return ReadingColumns(
+        table,
+        np.fromiter(map(datetime.timestamp, table.measured_at), np.float64, n),
+        np.asarray(table.fev1_l, np.float64).reshape(n),
+        np.asarray(table.pef_l_s, np.float64).reshape(n),  # None -> NaN
+        np.fromiter(map("home".__eq__, table.setting), np.bool_, n),
+    )
+
+
+_DAY_S = 86400
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_SAMPLE_S = 6 * 3600  # transitions are never closer than this
+
+
+@functools.lru_cache(maxsize=4096)
+def _zone_year(timezone: str, year: int) -> tuple[FloatArray, FloatArray]:
+    """UTC offsets of `timezone` in a calendar year (UTC) as (change moments in
+    POSIX seconds, offset in seconds from each moment): the offset sampled every
+    6 hours, each change then found to the second by bisection."""
+    zone = ZoneInfo(timezone)
+    lo = int(datetime(year, 1, 1, tzinfo=UTC).timestamp()) - _DAY_S
+    hi = int(datetime(year + 1, 1, 1, tzinfo=UTC).timestamp()) + _DAY_S
+
+    def offset(t: int) -> int:
+        off = datetime.fromtimestamp(t, UTC).astimezone(zone).utcoffset()
+        return 0 if off is None else int(off.total_seconds())
+
+    moments = [float(lo)]
+    offsets = [float(offset(lo))]
+    prev_t, prev_off = lo, offset(lo)
+    for t in range(lo + _SAMPLE_S, hi + _SAMPLE_S, _SAMPLE_S):
+        off = offset(t)
+        if off != prev_off:
+            a, b = prev_t, t  # offset(a) == prev_off != offset(b)
+            while b - a > 1:
+                m = (a + b) // 2
+                if offset(m) == prev_off:
+                    a = m
+                else:
+                    b = m
+            moments.append(float(b))
+            offsets.append(float(off))
+        prev_t, prev_off = t, off
+    return np.asarray(moments), np.asarray(offsets)
+
+
+def local_days(t: FloatArray, timezone: str) -> IntArray:
+    """`local_day` of many moments (POSIX seconds), vectorised: the same days."""
+    if t.size == 0:
+        return np.empty(0, np.int64)
+    years = range(
+        datetime.fromtimestamp(float(t.min()), UTC).year, datetime.fromtimestamp(float(t.max()), UTC).year + 1
+    )
+    parts = [_zone_year(timezone, y) for y in years]
+    moments = np.concatenate([m for m, _ in parts])
+    offsets = np.concatenate([o for _, o in parts])
+    # the years' tables overlap by a day at each end: keep them in time order
+    order = np.argsort(moments, kind="stable")
+    moments, offsets = moments[order], offsets[order]
+    off = offsets[np.searchsorted(moments, t, side="right") - 1]
+    days: IntArray = np.floor_divide(t + off, _DAY_S).astype(np.int64) + _EPOCH_ORDINAL
+    return days
+
+
 def home_series(
-    readings: Iterable[SpirometryReading],
+    readings: Iterable[SpirometryReading] | ReadingColumns,
     timezone: str,
     thresholds: Thresholds,
     as_of: datetime | None = None,
 ) -> DailySeries:
     """Trusted home FEV1, one value per local day, learning period removed."""
-    zone = ZoneInfo(timezone)
-    seen: set[tuple[datetime, float, str | None]] = set()
-    days: list[int] = []
-    values: list[float] = []
-    pefs: list[float] = []
-    devices: list[str | None] = []
-    first_home: int | None = None
-    lo, hi = thresholds.fev1_plausible_min_l, thresholds.fev1_plausible_max_l
-    for r in readings:
-        if r.setting != "home" or (as_of is not None and r.measured_at > as_of):
-            continue
-        d = local_day(r.measured_at, zone)
-        if first_home is None or d < first_home:
-            first_home = d
-        if not is_trusted(r.grade, thresholds) or not lo <= r.fev1_l <= hi:
-            continue
-        key = (r.measured_at, r.fev1_l, r.device_id)
-        if key in seen:
-            continue
-        seen.add(key)
-        days.append(d)
-        values.append(r.fev1_l)
-        pefs.append(np.nan if r.pef_l_s is None else r.pef_l_s)
-        devices.append(r.device_id)
-    if not days:
+    cols = readings if isinstance(readings, ReadingColumns) else reading_columns(readings)
+    table = cols.table
+    home = cols.home if as_of is None else cols.home & (cols.t <= as_of.timestamp())
+    idx = np.flatnonzero(home)
+    day_all = local_days(cols.t[idx], timezone)
+    first_home = int(day_all.min()) if idx.size else None
+    trusted = {g: is_trusted(g, thresholds) for g in set(table.grade)}
+    ok = np.fromiter(map(trusted.__getitem__, table.grade), np.bool_, len(table))[idx]
+    v = cols.fev1_l[idx]
+    ok &= (thresholds.fev1_plausible_min_l <= v) & (v <= thresholds.fev1_plausible_max_l)
+    idx, day = idx[ok], day_all[ok]
+    if not idx.size:
         return DailySeries(
             EMPTY_SERIES.day,
             EMPTY_SERIES.fev1_l,
@@ -161,15 +228,39 @@ def home_series(
             EMPTY_SERIES.n_sessions,
             first_home,
         )
-    codes = _device_codes(devices)
+    devices = [table.device_id[i] for i in idx.tolist()]
+    dev = _device_codes(devices)
+    t, v = cols.t[idx], cols.fev1_l[idx]
+    # exact duplicates (same time, value and device) counted once: the first
+    order = np.lexsort((dev, v, t))
+    same = (
+        (t[order][1:] == t[order][:-1])
+        & (v[order][1:] == v[order][:-1])
+        & (dev[order][1:] == dev[order][:-1])
+    )
+    if same.any():
+        keep = np.ones(idx.size, np.bool_)
+        keep[order[1:][same]] = False
+        idx, day, v = idx[keep], day[keep], v[keep]
+        dev = _device_codes([d for d, k in zip(devices, keep.tolist(), strict=True) if k])
     return series_from_arrays(
-        np.asarray(days, np.int64),
-        np.asarray(values, np.float64),
-        codes,
+        day,
+        v,
+        dev,
         thresholds,
         first_home_day=first_home,
-        pef_l_s=np.asarray(pefs, np.float64),
+        pef_l_s=cols.pef_l_s[idx],
     )
+
+
+def last_home_at(readings: Iterable[SpirometryReading] | ReadingColumns, as_of: datetime) -> datetime | None:
+    """The time of the last home session (any grade) measured at or before `as_of`."""
+    cols = readings if isinstance(readings, ReadingColumns) else reading_columns(readings)
+    mask = cols.home & (cols.t <= as_of.timestamp())
+    if not mask.any():
+        return None
+    i = int(np.flatnonzero(mask)[int(np.argmax(cols.t[mask]))])
+    return cols.table.measured_at[i]
 
 
 def series_from_arrays(
@@ -228,15 +319,19 @@ def _device_codes(devices: Sequence[str | None]) -> IntArray:
 
 
 def latest_clinic(
-    readings: Iterable[SpirometryReading], thresholds: Thresholds, as_of: datetime | None = None
+    readings: Iterable[SpirometryReading] | ReadingColumns,
+    thresholds: Thresholds,
+    as_of: datetime | None = None,
 ) -> SpirometryReading | None:
-    """The most recent trusted clinic session (reported apart from home values)."""
-    best: SpirometryReading | None = None
-    for r in readings:
-        if r.setting != "clinic" or (as_of is not None and r.measured_at > as_of):
-            continue
-        if not is_trusted(r.grade, thresholds):
-            continue
-        if best is None or r.measured_at > best.measured_at:
-            best = r
-    return best
+    """The most recent trusted clinic session (reported apart from home values);
+    of several at the same time, the first."""
+    cols = readings if isinstance(readings, ReadingColumns) else reading_columns(readings)
+    table = cols.table
+    mask = np.fromiter(map("clinic".__eq__, table.setting), np.bool_, len(table))
+    if as_of is not None:
+        mask &= cols.t <= as_of.timestamp()
+    idx = np.flatnonzero(mask)
+    idx = idx[[is_trusted(table.grade[i], thresholds) for i in idx.tolist()]] if idx.size else idx
+    if not idx.size:
+        return None
+    return table[int(idx[int(np.argmax(cols.t[idx]))])]

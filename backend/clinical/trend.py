@@ -189,6 +189,7 @@ def find_level_shift(
     min_step_l: float,
     z_min: float,
     min_points: int,
+    fit: tuple[float, FloatArray, float] | None = None,
 ) -> tuple[int, float] | None:
     """Best single step in level within one group, if clear; (index, step in L).
 
@@ -199,9 +200,11 @@ def find_level_shift(
     the difference of the two intercepts, with a standard error that allows for
     AR(1) correlation and for the slope's own uncertainty. It is kept only if
     it is at least `min_step_l` and `z_min` standard errors: the scan looks at
-    every split, so the bar is far above a single test's 1.96.
+    every split, so the bar is far above a single test's 1.96. `fit`, when
+    given, is `huber_slope(t, y, g)` already computed by the caller.
     """
-    fit = huber_slope(t, y, g)
+    if fit is None:
+        fit = huber_slope(t, y, g)
     if fit is None:
         return None
     _, resid, scale = fit
@@ -297,10 +300,19 @@ def robust_slope(
         _, g = np.unique(g, return_inverse=True)
         g = g.astype(np.int64)
     shifts: list[tuple[int, float]] = []
+    # the fit without a shift: the level-shift search starts from it, and it is
+    # the final fit when no shift is found (computed once for both)
+    fit0 = huber_slope(t, y, g) if method == "huber" else None
     if level_shift is not None and method == "huber":
         min_ml, z_min, min_points = level_shift
         for _ in range(1):
-            found = find_level_shift(t, y, g, min_step_l=min_ml / 1000.0, z_min=z_min, min_points=min_points)
+            found = (
+                None
+                if fit0 is None
+                else find_level_shift(
+                    t, y, g, min_step_l=min_ml / 1000.0, z_min=z_min, min_points=min_points, fit=fit0
+                )
+            )
             if found is None:
                 break
             split, step = found
@@ -318,7 +330,7 @@ def robust_slope(
         resid = y - b * t - offsets
         efficiency = THEIL_SEN_EFFICIENCY
     else:
-        fit = huber_slope(t, y, g)
+        fit = fit0 if not shifts else huber_slope(t, y, g)
         if fit is None:
             return None
         b, resid, _ = fit

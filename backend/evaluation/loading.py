@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -56,6 +57,26 @@ def patient_facts(patient: Patient) -> cm.PatientFacts:
 # Each mapper takes a row of `_select(stream, ...)`: the patient id, then the
 # stream's `columns` in order (read by position: cheaper than by name on
 # hundreds of thousands of rows).
+
+
+def _readings(rows: Sequence[Any]) -> cm.ReadingTable:
+    """A patient's spirometry rows as one table of columns (no object per session)."""
+    if not rows:
+        return cm.ReadingTable([], [], [], [], [], [], [], [])
+    _, ids, measured_at, fev1_l, fvc_l, fev1_grade, session_grade, setting, device, pef_l_s = zip(
+        *rows, strict=True
+    )
+    texts = {text: _device_id_of_text(text) for text in set(device)}
+    return cm.ReadingTable(
+        ids,
+        measured_at,
+        fev1_l,
+        fvc_l,
+        [a or b for a, b in zip(fev1_grade, session_grade, strict=True)],
+        setting,
+        list(map(texts.__getitem__, device)),
+        pef_l_s,
+    )
 
 
 def _reading(s: Any) -> cm.SpirometryReading:
@@ -123,6 +144,8 @@ class _Stream:
     columns: tuple[Any, ...]
     to_clinical: Callable[[Any], Any]
     days_back: Callable[[Thresholds], int] | None
+    # when set, a patient's rows are mapped all at once (instead of `to_clinical` per row)
+    to_table: Callable[[Sequence[Any]], Sequence[Any]] | None = None
 
 
 S, D, R, T, E, L = SpirometrySession, SirolimusDose, RegimenEvent, TroughResult, SideEffectReport, LamEvent
@@ -147,6 +170,7 @@ STREAMS = (
         ),
         _reading,
         lambda th: max(th.trend_window_days, th.acute_lookback_days, th.start_criterion_home_days) + 60,
+        _readings,
     ),
     # doses over the adherence windows
     _Stream(
@@ -189,14 +213,14 @@ STREAMS = (
 )
 
 
-def _select(stream: _Stream, ids: Sequence[str], upto: datetime) -> Any:
-    """The stream's live rows of `ids` measured up to `upto`, by patient and time."""
+def _select(stream: _Stream, ids: Sequence[str], upto: datetime, *, ordered: bool = True) -> Any:
+    """The stream's live rows of `ids` measured up to `upto`, by patient and
+    time (`ordered`), or in whatever order the database returns them."""
     m = stream.model
-    return (
-        select(m.patient_id, *stream.columns)
-        .where(m.patient_id.in_(ids), m.deleted_at.is_(None), stream.time_col <= upto)
-        .order_by(m.patient_id, stream.time_col)
+    stmt = select(m.patient_id, *stream.columns).where(
+        m.patient_id.in_(ids), m.deleted_at.is_(None), stream.time_col <= upto
     )
+    return stmt.order_by(m.patient_id, stream.time_col) if ordered else stmt
 
 
 def _stream_of(field: str) -> _Stream:
@@ -226,11 +250,15 @@ def load_histories(
     if not patients:
         return {}
     ids = [p.id for p in patients]
+    if session.autoflush:  # as `session.execute` would before reading
+        session.flush()
     upto = max(as_of[pid] for pid in ids)
-    found: dict[str, dict[str, list[Any]]] = {pid: {} for pid in ids}
+    found: dict[str, dict[str, Sequence[Any]]] = {pid: {} for pid in ids}
     for stream in STREAMS:
         since: dict[str, datetime] | None = None
-        stmt = _select(stream, ids, upto)
+        # Unordered: sorting a chunk's rows (~100,000 sessions) made PostgreSQL
+        # spill them to disk; each patient's rows are put in time order below.
+        stmt = _select(stream, ids, upto, ordered=False)
         days_back = stream.days_back
         if days_back is not None:
             since = {pid: as_of[pid] - timedelta(days=days_back(thresholds[pid])) for pid in ids}
@@ -238,15 +266,23 @@ def load_histories(
         # the time column's place in a row (after the patient id)
         at = 1 + next(i for i, c in enumerate(stream.columns) if c is stream.time_col)
         to_clinical = stream.to_clinical
+        to_table = stream.to_table
         bucket: dict[str, list[Any]] = {pid: [] for pid in ids}
-        for pid in ids:
-            found[pid][stream.field] = bucket[pid]
-        for row in session.execute(stmt):
+        # Core rows (the statement names columns, not entities): no ORM loading per row
+        for row in session.connection().execute(stmt).all():
             pid = row[0]
             moment = row[at]
             if moment > as_of[pid] or (since is not None and moment < since[pid]):
                 continue
-            bucket[pid].append(to_clinical(row))
+            bucket[pid].append(row)
+        by_time = operator.itemgetter(at)
+        for pid in ids:
+            rows = bucket[pid]
+            # stable, and close to free on rows that arrive in time order (as they
+            # are stored); rows at the same time stay in the order the database
+            # gave (as under ORDER BY, which leaves such ties in no set order)
+            rows.sort(key=by_time)
+            found[pid][stream.field] = [to_clinical(r) for r in rows] if to_table is None else to_table(rows)
     return {p.id: cm.PatientHistory(facts=patient_facts(p), **found[p.id]) for p in patients}
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.alerts.models import Alert, AlertEvent
@@ -19,7 +20,7 @@ from backend.audit import AuditEvent
 from backend.clinical.evaluate import evaluate_patient
 from backend.clinical.simulation import CohortConfig, simulate_patient
 from backend.config import Settings
-from backend.evaluation.loading import STREAMS, end_of_local_day, load_history
+from backend.evaluation.loading import STREAMS, _select, end_of_local_day, load_history
 from backend.evaluation.runner import evaluate_patients
 from backend.notify.models import OutboxMessage
 from backend.patients.models import Patient
@@ -483,3 +484,40 @@ def test_a_chunks_alerts_are_read_and_written_with_a_few_statements_whatever_its
         # the chunk's unresolved alerts, the clinician-resolved episodes, the
         # new ids read back
         assert alert_reads <= 3
+
+
+def test_sessions_stored_out_of_time_order_are_read_in_time_order(
+    db_sessionmaker: sessionmaker[Session], settings: Settings
+) -> None:
+    """The chunk's spirometry query has no ORDER BY (sorting ~100,000 rows made
+    PostgreSQL spill to disk): each patient's rows are put in time order by the
+    loader. Stored newest first, a patient's sessions still reach the engine
+    oldest first, and her evaluation is the one of her sessions in order."""
+    ids = load_cohort(db_sessionmaker, n=3)
+    as_of = datetime(2025, 12, 1, tzinfo=UTC)
+    with db_sessionmaker.begin() as session:
+        table = SpirometrySession.__table__
+        rows = [dict(r._mapping) for r in session.execute(select(table).where(table.c.patient_id == ids[0]))]
+        assert len(rows) > 100
+        session.execute(delete(table).where(table.c.patient_id == ids[0]))
+        for row in sorted(rows, key=lambda r: r["measured_at"], reverse=True):
+            session.execute(insert(table).values(**row))
+    if db_sessionmaker.kw["bind"].dialect.name == "postgresql":
+        with db_sessionmaker.begin() as session:  # statistics: a third of the rows, read by a scan
+            session.execute(text("ANALYZE spirometry_sessions"))
+    with db_sessionmaker() as session:
+        query = _select(next(s for s in STREAMS if s.field == "readings"), [ids[0]], as_of, ordered=False)
+        stored = [row.measured_at for row in session.execute(query)]
+        if session.get_bind().dialect.name == "postgresql":  # SQLite reads them by its time index
+            assert stored != sorted(stored)  # the query hands them back out of order
+        patient = session.get_one(Patient, ids[0])
+        th = thresholds_for(session, patient)
+        history = load_history(session, patient, as_of=as_of, thresholds=th)
+        times = [r.measured_at for r in history.readings]
+        assert len(times) > 100 and times == sorted(times)
+        in_order = evaluate_patient(
+            replace(history, readings=sorted(history.readings, key=lambda r: r.measured_at)),
+            as_of=as_of,
+            thresholds=th,
+        )
+        assert evaluate_patient(history, as_of=as_of, thresholds=th) == in_order
