@@ -148,3 +148,29 @@ def test_the_recorded_menopausal_status_sets_the_expected_untreated_slope(
     assert expected() == ("premenopausal", -118.0)
     clinician.patch(f"/api/v1/patients/{patient.patient_id}", json={"menopausal_status": "postmenopausal"})
     assert expected() == ("postmenopausal", -74.0)
+
+
+def test_moving_her_time_zone_is_not_refused_for_a_date_that_was_today(
+    db_sessionmaker: Any, clinician: Any, patient: Any
+) -> None:
+    # 2026-03-10 05:00 UTC is 10 March in Auckland but still 9 March in Los Angeles:
+    # a diagnosis dated "today" in her old zone must not block the move
+    from datetime import UTC, datetime
+
+    from backend.auth.principal import Principal
+    from backend.errors import Unprocessable
+    from backend.patients.models import Patient
+    from backend.patients.services import update_patient
+
+    now = datetime(2026, 3, 10, 5, 0, tzinfo=UTC)
+    who = Principal(user_id="clinician", role="clinician")
+    with db_sessionmaker.begin() as s:
+        p = s.get(Patient, patient.patient_id)
+        assert p is not None
+        p.timezone = "Pacific/Auckland"
+        update_patient(s, principal=who, patient=p, changes={"diagnosis_date": date(2026, 3, 10)}, now=now)
+        update_patient(s, principal=who, patient=p, changes={"timezone": "America/Los_Angeles"}, now=now)
+        assert (p.timezone, p.diagnosis_date) == ("America/Los_Angeles", date(2026, 3, 10))
+        # a profile change in the new zone is checked there: that date is now in the future
+        with pytest.raises(Unprocessable, match="does not hold together"):
+            update_patient(s, principal=who, patient=p, changes={"menopausal_status": "unknown"}, now=now)
