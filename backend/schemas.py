@@ -51,20 +51,9 @@ class Text(fields.String):
         return out
 
 
-class EmailAddress(fields.Email):
+class EmailAddress(Text, fields.Email):
     """An email address under the text rule too: marshmallow's address check
     lets a lone surrogate through in the domain part, which no database stores."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs["metadata"] = {"pattern": TEXT_PATTERN, **(kwargs.get("metadata") or {})}
-        super().__init__(**kwargs)
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        out: str = super()._deserialize(value, attr, data, **kwargs)
-        message = text_problem(out)
-        if message is not None:
-            raise ValidationError(message)
-        return out
 
 
 class Number(fields.Float):
