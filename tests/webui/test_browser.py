@@ -101,14 +101,27 @@ def served(settings: Any, db_sessionmaker: Any) -> Iterator[tuple[str, Any]]:
 
 
 def submit_and_wait(driver: Any, act: Any) -> None:
-    """Click, then wait until the next page has replaced this one."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
+    """Click, then wait until the next page has replaced this one and finished loading.
+
+    The old page is marked with a property on its window object; a new document gets a new
+    window object without it. While the browser is between documents the driver may answer
+    any command with an error (a stale element, or "node does not belong to the document"),
+    so errors count as "not yet" rather than as a failure.
+    """
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.wait import WebDriverWait
 
-    old = driver.find_element(By.TAG_NAME, "html")
+    driver.execute_script("window.__lamtrackOldPage = true;")
     act()
-    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(old))
+
+    def replaced(d: Any) -> bool:
+        return bool(
+            d.execute_script(
+                "return window.__lamtrackOldPage === undefined && document.readyState === 'complete';"
+            )
+        )
+
+    WebDriverWait(driver, 15, ignored_exceptions=(WebDriverException,)).until(replaced)
 
 
 def test_email_link_sign_in_acknowledge_and_patient_charts(
