@@ -25,6 +25,7 @@ variance is divided by the estimator's efficiency (0.95 Huber, 0.91 Theil-Sen).
 
 from __future__ import annotations
 
+import dataclasses
 from functools import lru_cache
 
 import numpy as np
@@ -190,6 +191,7 @@ def find_level_shift(
     z_min: float,
     min_points: int,
     fit: tuple[float, FloatArray, float] | None = None,
+    min_split_t: float | None = None,
 ) -> tuple[int, float] | None:
     """Best single step in level within one group, if clear; (index, step in L).
 
@@ -219,6 +221,10 @@ def find_level_shift(
         r = resid[idx]
         tg = t[idx] - t[idx].mean()
         k = np.arange(min_points, n - min_points + 1)
+        if min_split_t is not None:
+            k = k[t[idx[k]] >= min_split_t]
+            if k.size == 0:
+                continue
         # step regressor 1[i >= k] made orthogonal to the group's intercept and
         # time: the residuals already are, so its product with them is the tail sum
         tail_r = np.cumsum(r[::-1])[::-1][k]
@@ -404,6 +410,17 @@ def decline_estimate(
     One function for /trend, the nightly alerts and the cohort replay (with
     `verdict`): the caller passes the readings of the window to judge (the
     current treatment segment, at most `trend_window_days`).
+
+    A rapid decline must not rest on how a step in level was modelled, so when
+    the first fit's verdict is rapid two other readings of the same data are
+    tried, and the first that is not rapid is the estimate returned (the one
+    shown and judged): the fit without the level shift, when one was segmented
+    (`rapid_decline_also_unsegmented`: a noisy sawtooth fitted as a step up and
+    a steep fall); and the fit with a recent drop segmented (a drop that began
+    within `level_shift_recent_days`, at least `level_shift_recent_min_ml` and
+    `level_shift_recent_z` standard errors: a replacement device reading low,
+    before it has the reading days the ordinary level-shift bar needs). Both
+    can only take a rapid-decline verdict away.
     """
     if np.asarray(day).size < 2:
         return None
@@ -412,7 +429,7 @@ def decline_estimate(
         if thresholds.level_shift_min_ml > 0
         else None
     )
-    return robust_slope(
+    est = robust_slope(
         day,
         fev1_l,
         device,
@@ -420,6 +437,61 @@ def decline_estimate(
         outlier_z=thresholds.outlier_robust_z,
         level_shift=shift,
     )
+    if est is None or verdict(est, thresholds) != "rapid_decline":
+        return est
+    if thresholds.rapid_decline_also_unsegmented and est.level_shifts:
+        plain = robust_slope(
+            day, fev1_l, device, confidence=thresholds.trend_confidence, outlier_z=thresholds.outlier_robust_z
+        )
+        if plain is not None and verdict(plain, thresholds) != "rapid_decline":
+            return plain
+    if thresholds.level_shift_recent_days <= 0:
+        return est
+    return _recent_step_alternative(est, day, fev1_l, device, thresholds, shift) or est
+
+
+def _recent_step_alternative(
+    est: SlopeEstimate,
+    day: npt.ArrayLike,
+    fev1_l: npt.ArrayLike,
+    device: npt.ArrayLike,
+    thresholds: Thresholds,
+    shift: tuple[float, float, int] | None,
+) -> SlopeEstimate | None:
+    """The slope with a recent drop in level segmented, if that clears the rapid decline."""
+    t = np.asarray(day, np.float64)
+    y = np.asarray(fev1_l, np.float64)
+    g = np.asarray(device, np.int64)
+    order = np.lexsort((g, y, t))
+    t, y, g = t[order], y[order], g[order]
+    _, g = np.unique(g, return_inverse=True)
+    g = g.astype(np.int64)
+    found = find_level_shift(
+        t,
+        y,
+        g,
+        min_step_l=thresholds.level_shift_recent_min_ml / 1000.0,
+        z_min=thresholds.level_shift_recent_z,
+        min_points=thresholds.level_shift_recent_min_days,
+        min_split_t=float(t[-1]) - thresholds.level_shift_recent_days,
+    )
+    if found is None or found[1] >= 0:
+        return None
+    split, step = found
+    g2 = g.copy()
+    g2[(g == g[split]) & (np.arange(t.size) >= split)] = int(g.max()) + 1
+    alt = robust_slope(
+        t,
+        y,
+        g2,
+        confidence=thresholds.trend_confidence,
+        outlier_z=thresholds.outlier_robust_z,
+        level_shift=shift,
+    )
+    if alt is None or verdict(alt, thresholds) == "rapid_decline":
+        return None
+    shifts = tuple(sorted((*alt.level_shifts, (int(t[split]), round(step * 1000.0, 1)))))
+    return dataclasses.replace(alt, level_shifts=shifts)
 
 
 def decision_multiplier(estimate: SlopeEstimate, thresholds: Thresholds) -> float:

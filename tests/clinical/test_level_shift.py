@@ -15,7 +15,12 @@ from backend.clinical.trend import decline_estimate, verdict
 from .helpers import daily_readings, facts, local
 
 T = DEFAULT_THRESHOLDS
-OFF = T.merged({"level_shift_min_ml": 0.0})
+# no level-shift handling at all
+OFF = T.merged(
+    {"level_shift_min_ml": 0.0, "level_shift_recent_days": 0, "rapid_decline_also_unsegmented": False}
+)
+# the ordinary level-shift bar only (before the two checks of a rapid verdict)
+ORDINARY = T.merged({"level_shift_recent_days": 0, "rapid_decline_also_unsegmented": False})
 START = local(2024, 1, 1, 9)
 
 
@@ -120,3 +125,55 @@ def test_trend_output_says_what_was_segmented_and_the_expected_natural_slope() -
     )
     assert unknown.trend.menopausal_status is None
     assert unknown.trend.expected_untreated_slope_ml_per_year == -89.0
+
+
+def test_replacement_reading_low_is_not_a_decline_in_the_weeks_after_it() -> None:
+    # nightly looks in the 100 days after a same-model replacement reading 200 mL low:
+    # the ordinary bar (20 reading days and 4 SE after the step) cannot segment it yet,
+    # so the step is read as slope; a recent drop segmented holds the verdict back
+    rapid_ordinary = rapid = nights = 0
+    for seed in range(12):
+        t0, y0 = _home(400, 0.0, -200.0, 300, seed=seed)
+        for last in range(300, 400, 5):
+            keep = t0 <= last
+            t, y = t0[keep], y0[keep]
+            g = np.zeros(t.size, np.int64)
+            nights += 1
+            rapid_ordinary += verdict(decline_estimate(t, y, g, ORDINARY), ORDINARY) == "rapid_decline"
+            est = decline_estimate(t, y, g, T)
+            if verdict(est, T) == "rapid_decline":
+                rapid += 1
+            elif est is not None and est.level_shifts and est.level_shifts[-1][0] >= 290:
+                assert est.level_shifts[-1][1] < 0  # the recent drop is shown in the trend
+    assert nights == 240
+    assert rapid_ordinary >= 20  # the defect (35 of 240 looks when written)
+    assert rapid == 0
+
+
+def test_sawtooth_read_as_a_step_up_and_a_steep_fall_is_not_a_rapid_decline() -> None:
+    # noise-like sawtooth: 2.4 L falling to 2.2 L, back to 2.4 L at day 100, falling again
+    rng = np.random.default_rng(3)
+    t = np.arange(14, 200).astype(np.float64)
+    t = t[rng.random(t.size) < 5 / 7]
+    y = 2.3 + np.where(t < 100, 0.1 - 0.2 * (t - 14) / 86, 0.1 - 0.2 * (t - 100) / 100)
+    y = y + rng.normal(0.0, 0.05, t.size)
+    g = np.zeros(t.size, np.int64)
+    ordinary = decline_estimate(t, y, g, ORDINARY)
+    assert ordinary is not None and ordinary.level_shifts and ordinary.level_shifts[0][1] > 150
+    assert ordinary.slope_ml_per_year < -500 and verdict(ordinary, ORDINARY) == "rapid_decline"
+    est = decline_estimate(t, y, g, T)
+    assert est is not None and est.level_shifts == ()
+    assert est.slope_ml_per_year > -300
+    assert verdict(est, T) != "rapid_decline"
+
+
+def test_true_decline_is_still_flagged_with_both_checks() -> None:
+    # -144 mL/yr (MILES placebo) over 18 months, no step: the checks change nothing
+    flagged = 0
+    for seed in range(12):
+        t, y = _home(540, -144.0, 0.0, 10**6, seed=seed)
+        g = np.zeros(t.size, np.int64)
+        v = verdict(decline_estimate(t, y, g, T), T)
+        assert v == verdict(decline_estimate(t, y, g, ORDINARY), ORDINARY)
+        flagged += v == "rapid_decline"
+    assert flagged >= 10
