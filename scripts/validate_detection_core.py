@@ -1,4 +1,8 @@
-"""Core rows of the rapid-decline validation: nightly looks over 24 months (see VALIDATION.md)."""
+"""Core rows of the rapid-decline validation: nightly looks over 24 months (see VALIDATION.md).
+
+validate_detection_core.py [N]            decline, artefact and effort rows (N per decline row)
+validate_detection_core.py --design [N]   noise, frequency and autocorrelation rows (N // 2 each)
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from backend.clinical.detection_report import (
     Scenario,
     _decline_job,
     artefact_grid,
+    decline_grid,
     run_effort,
     summarize_artefact,
     summarize_decline,
@@ -19,7 +24,20 @@ from backend.clinical.detection_report import (
 )
 
 
+def design_rows(n: int) -> int:
+    """Noise, frequency and autocorrelation rows of the full grid (n // 2 patients each)."""
+    t0 = time.perf_counter()
+    rows = [s for s in decline_grid(False, n) if s.name[0] in "NFR"]
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        done = list(pool.map(_decline_job, rows))
+    print(table(DECLINE_HEADER, [summarize_decline(s, r) for s, r in done]), flush=True)
+    print(f"\nRun time {time.perf_counter() - t0:.0f} s, {n // 2} patients per row")
+    return 0
+
+
 def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--design":
+        return design_rows(int(sys.argv[2]) if len(sys.argv) > 2 else 100)
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100
     t0 = time.perf_counter()
     # same scenario names and seeds as the full grid (`decline_grid`)

@@ -45,6 +45,7 @@ RULE_LABELS: dict[str, str] = {
     "readings_overdue": "Home readings overdue",
     "repeated_missed_doses": "Repeated missed doses",
     "fev1_effort_drift": "FEV1 falling with signs of worsening effort (check technique)",
+    "fev1_level_drop": "FEV1 dropped in one step (check the device)",
 }
 URGENCY_LABELS = {
     "urgent": "urgent (same day)",

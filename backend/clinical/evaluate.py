@@ -347,6 +347,9 @@ def _fev1_alerts(
     effort = rules.fev1_effort_drift(trend, thresholds, segment_key=segment.key)
     if effort is not None:
         out.append(effort)
+    step = rules.fev1_level_drop(trend, segment_key=segment.key)
+    if step is not None:
+        out.append(step)
     drop = rules.find_acute_drop(series, as_of_day, thresholds)
     drop_alert = rules.acute_fev1_drop(drop, thresholds)
     if drop_alert is not None and drop is not None:

@@ -33,6 +33,7 @@ RULE_IDS = (
     "readings_overdue",
     "repeated_missed_doses",
     "fev1_effort_drift",
+    "fev1_level_drop",
 )
 
 # Former rule ids -> the rule that replaced them (filtering by either finds both).

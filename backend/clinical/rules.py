@@ -211,6 +211,50 @@ def fev1_effort_drift(
     )
 
 
+def fev1_level_drop(trend: TrendResult, *, segment_key: str) -> AlertCandidate | None:
+    """Data-quality review: home FEV1 stepped down and the trend treats it as a change of level.
+
+    A level shift is segmented out of the slope (`trend.decline_estimate`), so a
+    step down counts as neither decline nor rapid decline. That is right for a
+    replacement device reading low without a new serial, but a step can also be
+    a real loss (pneumothorax in ~70 % of women with LAM, chylous effusion,
+    infection that has not recovered): the care team is asked to check which.
+    The latest segmented drop of the current trend; one episode per treatment
+    segment (the step's date can move by a day between nights).
+    """
+    drops = [(d, ml) for d, ml in trend.level_shifts if ml < 0]
+    if not drops or trend.slope_ml_per_year is None:
+        return None
+    day, ml = drops[-1]
+    numbers: dict[str, NumberLike] = {
+        "step_ml": _r(ml, 0),
+        "step_from": day.isoformat(),
+        "slope_ml_per_year": _r(trend.slope_ml_per_year),
+        "ci_low_ml_per_year": _r(trend.ci_low),
+        "ci_high_ml_per_year": _r(trend.ci_high),
+        "n_readings": trend.n_readings,
+        "span_days": _r(trend.span_days, 0),
+        "window_start": None if trend.window_start is None else trend.window_start.isoformat(),
+        "segment": segment_key,
+    }
+    explanation = (
+        f"Home FEV1 dropped by {-ml:.0f} mL from {day.isoformat()} and has stayed at the new level. "
+        f"The trend treats this as a change of level, not as decline (slope around the step "
+        f"{trend.slope_ml_per_year:+.0f} mL/year). A step like this is usually the device (replaced or "
+        "re-calibrated without a new serial number), but it can be a real loss (pneumothorax, chylous "
+        "effusion, an infection that has not recovered): ask whether her device changed, and if not, "
+        "confirm with clinic spirometry."
+    )
+    return AlertCandidate(
+        rule="fev1_level_drop",
+        severity="review",
+        episode_key=f"fev1_level_drop:{segment_key}",
+        numbers=numbers,
+        explanation=explanation,
+        patient_message=None,
+    )
+
+
 # -------------------------------------------------------------- acute drop
 
 

@@ -177,3 +177,36 @@ def test_true_decline_is_still_flagged_with_both_checks() -> None:
         assert v == verdict(decline_estimate(t, y, g, ORDINARY), ORDINARY)
         flagged += v == "rapid_decline"
     assert flagged >= 10
+
+
+def test_a_step_down_asks_the_care_team_whether_the_device_changed() -> None:
+    rng = np.random.default_rng(2)
+    days = 420
+    values = 2.3 + rng.normal(0, 0.08, days) + np.where(np.arange(days) >= 250, -0.25, 0.0)
+    readings = daily_readings(np.round(values, 3).tolist(), START)
+    ev = evaluate_patient(
+        PatientHistory(facts(), readings), as_of=START + timedelta(days=days - 1, hours=2), thresholds=T
+    )
+    [alert] = [c for c in ev.candidates if c.rule == "fev1_level_drop"]
+    assert alert.severity == "review" and alert.patient_message is None
+    when, step = ev.trend.level_shifts[0]
+    assert alert.numbers["step_ml"] == round(step) and alert.numbers["step_from"] == when.isoformat()
+    assert f"dropped by {-step:.0f} mL from {when.isoformat()}" in alert.explanation
+    assert "device" in alert.explanation and "clinic spirometry" in alert.explanation
+    assert "rapid_fev1_decline" not in {c.rule for c in ev.candidates}
+    # a step up (a device reading high) is not a loss to check
+    up = 2.3 + rng.normal(0, 0.08, days) + np.where(np.arange(days) >= 250, 0.25, 0.0)
+    ev_up = evaluate_patient(
+        PatientHistory(facts(), daily_readings(np.round(up, 3).tolist(), START)),
+        as_of=START + timedelta(days=days - 1, hours=2),
+        thresholds=T,
+    )
+    assert ev_up.trend.level_shifts and ev_up.trend.level_shifts[0][1] > 0
+    assert "fev1_level_drop" not in {c.rule for c in ev_up.candidates}
+    # and a steady series raises nothing of the kind
+    flat = evaluate_patient(
+        PatientHistory(facts(), daily_readings(np.round(2.3 + rng.normal(0, 0.08, days), 3).tolist(), START)),
+        as_of=START + timedelta(days=days - 1, hours=2),
+        thresholds=T,
+    )
+    assert flat.trend.level_shifts == () and "fev1_level_drop" not in {c.rule for c in flat.candidates}
