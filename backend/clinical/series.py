@@ -317,11 +317,8 @@ def daily_effort_index(
 
 
 def _device_codes(devices: Sequence[str | None]) -> IntArray:
-    """Devices coded 0, 1, ... in order of first use."""
-    mapping = {d: i for i, d in enumerate(dict.fromkeys(devices))}
-    if len(mapping) == 1:
-        return np.zeros(len(devices), np.int64)
-    return np.fromiter(map(mapping.__getitem__, devices), np.int64, len(devices))
+    mapping: dict[str | None, int] = {}
+    return np.fromiter((mapping.setdefault(x, len(mapping)) for x in devices), np.int64, len(devices))
 
 
 def latest_clinic(
