@@ -8,9 +8,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, String, TypeDecorator, create_engine, event
+from sqlalchemy import DateTime, Double, MetaData, String, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import FunctionElement
 
 # Stable constraint names so Alembic produces the same migration on SQLite and
 # PostgreSQL and can drop/alter constraints by name later.
@@ -49,6 +52,35 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+class posix_seconds(FunctionElement[float]):
+    """POSIX seconds of a `UTCDateTime` column, computed by the database: the
+    float `datetime.timestamp()` gives for the column's value (the exact count
+    of microseconds divided by 10**6, correctly rounded, on both databases), so
+    a query reading many moments gets floats without a datetime per row."""
+
+    type = Double()
+    name = "posix_seconds"
+    inherit_cache = True
+
+
+@compiles(posix_seconds, "postgresql")
+def _posix_seconds_postgresql(element: posix_seconds, compiler: SQLCompiler, **kw: Any) -> str:
+    # date_part (double precision), not extract (numeric since PostgreSQL 14)
+    return f"date_part('epoch', {compiler.process(element.clauses, **kw)})"
+
+
+@compiles(posix_seconds, "sqlite")
+def _posix_seconds_sqlite(element: posix_seconds, compiler: SQLCompiler, **kw: Any) -> str:
+    # stored as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC): whole seconds from the first
+    # 19 characters (strftime would round a fraction to milliseconds), the
+    # microseconds from the rest, added as integers before the one division
+    x = compiler.process(element.clauses, **kw)
+    return (
+        f"((CAST(strftime('%s', substr({x}, 1, 19)) AS INTEGER) * 1000000"
+        f" + CAST(substr({x}, 21, 6) AS INTEGER)) / 1000000.0)"
+    )
 
 
 class Base(DeclarativeBase):

@@ -359,14 +359,22 @@ def _fev1_alerts(
     return out
 
 
-def evaluate_patient(history: PatientHistory, *, as_of: datetime, thresholds: Thresholds) -> Evaluation:
-    """All rules for one patient at `as_of` (aware datetime)."""
+def evaluate_patient(
+    history: PatientHistory, *, as_of: datetime, thresholds: Thresholds, with_segments: bool = True
+) -> Evaluation:
+    """All rules for one patient at `as_of` (aware datetime).
+
+    `with_segments=False` leaves the per-treatment-segment trends and the
+    treatment effect out of `Evaluation.trend` (no rule reads them: the same
+    candidates, for a caller that keeps only those, as the nightly pass)."""
     if as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware")
     facts = history.facts
     columns = reading_columns(history.readings)
     series = home_series(columns, facts.timezone, thresholds, as_of=as_of)
-    return evaluate_prepared(history, series, as_of=as_of, thresholds=thresholds, columns=columns)
+    return evaluate_prepared(
+        history, series, as_of=as_of, thresholds=thresholds, with_segments=with_segments, columns=columns
+    )
 
 
 def evaluate_prepared(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import overload
 
 NumberLike = float | int | str | bool | None
@@ -85,6 +85,40 @@ class SpirometryReading:
     pef_l_s: float | None = None
 
 
+class PosixMoments(Sequence[datetime]):
+    """Moments held as POSIX seconds (floats), each read as an aware UTC datetime.
+
+    A loader that gets the seconds from the database keeps them as they are
+    (the series code reads `seconds` directly) instead of one datetime per
+    session. `datetime.fromtimestamp(s, UTC)` gives back the exact microsecond
+    of a moment whose seconds are the correctly rounded `datetime.timestamp()`
+    (within ~0.1 us for any time before the year 2200).
+    """
+
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: Sequence[float]) -> None:
+        self.seconds = seconds
+
+    def __len__(self) -> int:
+        return len(self.seconds)
+
+    @overload
+    def __getitem__(self, index: int) -> datetime: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[datetime]: ...
+    def __getitem__(self, index: int | slice) -> datetime | Sequence[datetime]:
+        if isinstance(index, slice):
+            return [datetime.fromtimestamp(s, UTC) for s in self.seconds[index]]
+        return datetime.fromtimestamp(self.seconds[index], UTC)
+
+    def __iter__(self) -> Iterator[datetime]:
+        return (datetime.fromtimestamp(s, UTC) for s in self.seconds)
+
+    def __repr__(self) -> str:
+        return f"PosixMoments({list(self.seconds)!r})"
+
+
 class ReadingTable(Sequence[SpirometryReading]):
     """Spirometry sessions held as columns (one list per field, in session order).
 
@@ -92,7 +126,8 @@ class ReadingTable(Sequence[SpirometryReading]):
     read), so every consumer of `PatientHistory.readings` sees the same
     sessions; the engine's series code reads the columns directly
     (`series.reading_columns`) instead of one object per session. The loader
-    builds one per patient from the columns of its query's rows.
+    builds one per patient from the columns of its query's rows, its
+    `measured_at` as `PosixMoments`.
     """
 
     __slots__ = ("device_id", "fev1_l", "fvc_l", "grade", "id", "measured_at", "pef_l_s", "setting")

@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
-from backend.clinical.model import ReadingTable, SpirometryReading
+from backend.clinical.model import PosixMoments, ReadingTable, SpirometryReading
 from backend.clinical.thresholds import Thresholds
 
 FloatArray = npt.NDArray[np.float64]
@@ -138,9 +138,12 @@ def reading_columns(readings: Iterable[SpirometryReading]) -> ReadingColumns:
     """The columns the series code reads, from any sequence of readings."""
     table = ReadingTable.of(readings)
     n = len(table)
+    moments = table.measured_at
     return ReadingColumns(
         table,
-        np.fromiter(map(datetime.timestamp, table.measured_at), np.float64, n),
+        np.asarray(moments.seconds, np.float64).reshape(n)
+        if isinstance(moments, PosixMoments)
+        else np.fromiter(map(datetime.timestamp, moments), np.float64, n),
         np.asarray(table.fev1_l, np.float64).reshape(n),
         np.asarray(table.pef_l_s, np.float64).reshape(n),  # None -> NaN
         np.fromiter(map("home".__eq__, table.setting), np.bool_, n),

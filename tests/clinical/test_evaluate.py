@@ -283,3 +283,32 @@ def test_decline_on_treatment_is_continued_decline_with_trough_and_adherence() -
     untreated = evaluate_patient(PatientHistory(facts(), readings), as_of=as_of, thresholds=T)
     (u,) = [c for c in untreated.candidates if c.rule == "rapid_fev1_decline"]
     assert "Continued decline" not in u.explanation and "trough" not in u.explanation
+
+
+def test_leaving_out_the_segment_trends_changes_no_candidate() -> None:
+    """`with_segments=False` (the nightly pass) gives the same candidates and
+    the same trend, less the per-segment trends and the treatment effect, on
+    simulated patients (about half start sirolimus) at several nightly looks."""
+    from backend.clinical.simulation import CohortConfig, simulate_patient
+
+    cfg = CohortConfig(n_patients=24, seed=5, days=600, treatment_start_p=0.5, acute_drop_p=0.2)
+    children = np.random.SeedSequence(cfg.seed).spawn(cfg.n_patients)
+    with_segments = candidates = 0
+    for i in range(cfg.n_patients):
+        history = simulate_patient(np.random.default_rng(children[i]), cfg, i).history
+        for day in (200, 400, 599):
+            as_of = local(2024, 1, 1, 23) + timedelta(days=day)
+            full = evaluate_patient(history, as_of=as_of, thresholds=T)
+            lean = evaluate_patient(history, as_of=as_of, thresholds=T, with_segments=False)
+            assert lean.candidates == full.candidates
+            assert lean.trend == replace(
+                full.trend,
+                segments=(),
+                treatment_effect_ml_per_year=None,
+                treatment_effect_ci_low=None,
+                treatment_effect_ci_high=None,
+            )
+            assert lean.trough_schedule == full.trough_schedule
+            with_segments += len(full.trend.segments) > 1
+            candidates += len(full.candidates)
+    assert with_segments > 10 and candidates > 10

@@ -20,6 +20,7 @@ from backend.audit import AuditEvent
 from backend.clinical.evaluate import evaluate_patient
 from backend.clinical.simulation import CohortConfig, simulate_patient
 from backend.config import Settings
+from backend.db import posix_seconds
 from backend.evaluation.loading import STREAMS, _select, end_of_local_day, load_history
 from backend.evaluation.runner import evaluate_patients
 from backend.notify.models import OutboxMessage
@@ -521,3 +522,56 @@ def test_sessions_stored_out_of_time_order_are_read_in_time_order(
             thresholds=th,
         )
         assert evaluate_patient(history, as_of=as_of, thresholds=th) == in_order
+
+
+def test_spirometry_times_are_read_to_the_microsecond(db_sessionmaker: sessionmaker[Session]) -> None:
+    """The loader reads session times as POSIX seconds computed by the database
+    (`posix_seconds`): each is `timestamp()` of the stored moment, read back as
+    that moment to the microsecond, and the as-of bound keeps a session at it
+    and drops one a microsecond after it."""
+    ids = load_cohort(db_sessionmaker, n=2)
+    pid = ids[0]
+    as_of = datetime(2025, 12, 1, 12, 0, 0, 500000, tzinfo=UTC)
+    micro = timedelta(microseconds=1)
+    rng = np.random.default_rng(11)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    moments = [
+        as_of - micro,
+        as_of,
+        as_of + micro,
+        datetime(2025, 10, 26, 0, 59, 59, 999999, tzinfo=UTC),  # Europe's clocks go back at 01:00
+        datetime(2025, 11, 30, 23, 59, 59, 999600, tzinfo=UTC),  # rounds up in milliseconds
+        datetime(2025, 11, 30, 8, 0, tzinfo=UTC),
+        datetime(2025, 3, 9, 7, 0, 0, 1, tzinfo=UTC),
+        *(start + timedelta(microseconds=int(u)) for u in rng.integers(0, 700 * 86_400_000_000, 200)),
+    ]
+    now = datetime(2026, 2, 1, tzinfo=UTC)
+    added = [
+        {
+            **_common(pid, 100_000 + k, m, now),
+            "measured_at": m,
+            "setting": "home",
+            "fev1_l": 2.0,
+            "fvc_l": 2.8,
+            "device": {"serial": "exact-times"},
+        }
+        for k, m in enumerate(moments)
+    ]
+    with db_sessionmaker.begin() as session:
+        session.execute(insert(SpirometrySession), added)
+    S = SpirometrySession
+    with db_sessionmaker() as session:
+        read = session.execute(
+            select(S.id, S.measured_at, posix_seconds(S.measured_at)).where(S.patient_id == pid)
+        )
+        stored = {}
+        for id_, moment, seconds in read:
+            assert seconds == moment.timestamp(), (moment, seconds)
+            stored[id_] = moment
+        patient = session.get_one(Patient, pid)
+        history = load_history(session, patient, as_of=as_of, thresholds=thresholds_for(session, patient))
+    got = {r.id: r.measured_at for r in history.readings}
+    expected = {a["id"]: a["measured_at"] for a in added if a["measured_at"] <= as_of}
+    assert len(expected) > 150 and expected.items() <= got.items()
+    assert added[1]["id"] in got and added[2]["id"] not in got
+    assert all(stored[id_] == m and m.tzinfo is UTC for id_, m in got.items())
