@@ -38,6 +38,8 @@ NUMBER_LABELS: dict[str, tuple[str, str]] = {
     "trough_due_day": ("Trough due on day", ""),
     # FEV1 trend
     "slope_ml_per_year": ("FEV1 slope", "mL/year"),
+    "step_ml": ("Step in FEV1 level", "mL"),
+    "step_from": ("New level from", ""),
     "ci_low_ml_per_year": ("Interval, low end", "mL/year"),
     "ci_high_ml_per_year": ("Interval, high end", "mL/year"),
     "confidence": ("Interval level", "%"),
