@@ -220,7 +220,9 @@ def fev1_level_drop(trend: TrendResult, *, segment_key: str) -> AlertCandidate |
     a real loss (pneumothorax in ~70 % of women with LAM, chylous effusion,
     infection that has not recovered): the care team is asked to check which.
     The latest segmented drop of the current trend; one episode per treatment
-    segment (the step's date can move by a day between nights).
+    segment (the step's date can move by days between nights, so it is not in
+    the key): once a clinician resolves it, a later step in the same segment
+    raises nothing new here (a sudden one is the acute-drop rule's).
     """
     drops = [(d, ml) for d, ml in trend.level_shifts if ml < 0]
     if not drops or trend.slope_ml_per_year is None:
@@ -238,12 +240,11 @@ def fev1_level_drop(trend: TrendResult, *, segment_key: str) -> AlertCandidate |
         "segment": segment_key,
     }
     explanation = (
-        f"Home FEV1 dropped by {-ml:.0f} mL from {day.isoformat()} and has stayed at the new level. "
-        f"The trend treats this as a change of level, not as decline (slope around the step "
-        f"{trend.slope_ml_per_year:+.0f} mL/year). A step like this is usually the device (replaced or "
-        "re-calibrated without a new serial number), but it can be a real loss (pneumothorax, chylous "
-        "effusion, an infection that has not recovered): ask whether her device changed, and if not, "
-        "confirm with clinic spirometry."
+        f"Home FEV1 has been about {-ml:.0f} mL lower since {day.isoformat()}. The trend counts this "
+        f"step as a change of level, not in its slope ({trend.slope_ml_per_year:+.0f} mL/year over the "
+        "window). It can be the device (replaced or re-calibrated without a new serial number) or a "
+        "real loss (pneumothorax, chylous effusion, an infection that has not recovered): ask whether "
+        "her device changed, and if not, confirm with clinic spirometry."
     )
     return AlertCandidate(
         rule="fev1_level_drop",

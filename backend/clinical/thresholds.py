@@ -48,7 +48,6 @@ class Thresholds:
     level_shift_recent_z: float = 3.0
     level_shift_recent_min_days: int = 5
     level_shift_recent_min_ml: float = 100.0
-    rapid_decline_also_unsegmented: bool = True
     natural_decline_premenopausal_ml_per_year: float = -118.0
     natural_decline_postmenopausal_ml_per_year: float = -74.0
     natural_decline_unknown_ml_per_year: float = -89.0
@@ -323,19 +322,14 @@ THRESHOLD_SOURCES: dict[str, str] = {
         f"{_PRODUCT}: a drop in level that began within this many days, too recent to "
         "segment by the bars above, is segmented when that clears a rapid-decline verdict "
         "(0 = off): a replacement device reading 200 mL low without a new serial was flagged "
-        "in 25 % of stable simulated patients by 12 months, 8 % with it (VALIDATION.md)"
+        "as a rapid decline in 26 % of stable simulated patients by 12 months (VALIDATION.md)"
     ),
     "level_shift_recent_z": (
         f"{_PRODUCT}: standard errors the recent drop must reach (lower than "
-        "`level_shift_z`: it can only hold a rapid-decline verdict back, never raise one)"
+        "`level_shift_z`: it can only take a rapid-decline verdict away, never give one)"
     ),
     "level_shift_recent_min_days": f"{_PRODUCT}: reading days needed after a recent drop",
     "level_shift_recent_min_ml": f"{_PRODUCT}: smallest recent drop (mL) that can hold a verdict back",
-    "rapid_decline_also_unsegmented": (
-        f"{_PRODUCT}: a rapid decline found with a level shift segmented must also be rapid "
-        "without it: noise can fit a sawtooth (a step up, then a steep fall) read as -400 to "
-        "-1,000 mL/yr; this removed 5 of 6 false flags of stable simulated patients (VALIDATION.md)"
-    ),
     "natural_decline_premenopausal_ml_per_year": (
         "NHLBI LAM registry: untreated FEV1 decline 118 mL/yr in premenopausal women "
         "(74 mL/yr postmenopausal)"

@@ -182,6 +182,32 @@ def _intercepts(t: FloatArray, y: FloatArray, resid: FloatArray, b: float) -> Fl
     return out
 
 
+def _prepare(
+    t_days: npt.ArrayLike, y_l: npt.ArrayLike, group: npt.ArrayLike | None
+) -> tuple[FloatArray, FloatArray, IntArray]:
+    """Sorted by (t, y, group), exact duplicates dropped, groups coded 0..k-1."""
+    t = np.asarray(t_days, np.float64)
+    y = np.asarray(y_l, np.float64)
+    g = np.zeros(t.size, np.int64) if group is None else np.asarray(group, np.int64)
+    order = np.lexsort((g, y, t))
+    t, y, g = t[order], y[order], g[order]
+    dup = np.zeros(t.size, bool)
+    dup[1:] = (t[1:] == t[:-1]) & (y[1:] == y[:-1]) & (g[1:] == g[:-1])
+    if dup.any():
+        t, y, g = t[~dup], y[~dup], g[~dup]
+    if group is not None:
+        _, g = np.unique(g, return_inverse=True)
+        g = g.astype(np.int64)
+    return t, y, g
+
+
+def _split(g: IntArray, split: int) -> IntArray:
+    """Group codes with the points of `split`'s group from `split` on in a new group."""
+    out = g.copy()
+    out[(g == g[split]) & (np.arange(g.size) >= split)] = int(g.max()) + 1
+    return out
+
+
 def find_level_shift(
     t: FloatArray,
     y: FloatArray,
@@ -242,9 +268,8 @@ def find_level_shift(
         return None
     split = best[1]
     code = g[split]
-    g2 = g.copy()
+    g2 = _split(g, split)
     new_code = int(g.max()) + 1
-    g2[(g == code) & (np.arange(t.size) >= split)] = new_code
     fit2 = huber_slope(t, y, g2)
     if fit2 is None:
         return None
@@ -290,21 +315,9 @@ def robust_slope(
     gets its own intercept, so a step changes the level, not the slope, and is
     reported in `level_shifts`.
     """
-    t = np.asarray(t_days, np.float64)
-    y = np.asarray(y_l, np.float64)
-    g = np.zeros(t.size, np.int64) if group is None else np.asarray(group, np.int64)
-    if t.size < 2:
+    if np.asarray(t_days).size < 2:
         return None
-    # Sort by (t, y, group) and drop exact duplicates.
-    order = np.lexsort((g, y, t))
-    t, y, g = t[order], y[order], g[order]
-    dup = np.zeros(t.size, bool)
-    dup[1:] = (t[1:] == t[:-1]) & (y[1:] == y[:-1]) & (g[1:] == g[:-1])
-    if dup.any():
-        t, y, g = t[~dup], y[~dup], g[~dup]
-    if group is not None:
-        _, g = np.unique(g, return_inverse=True)
-        g = g.astype(np.int64)
+    t, y, g = _prepare(t_days, y_l, group)
     shifts: list[tuple[int, float]] = []
     # the fit without a shift: the level-shift search starts from it, and it is
     # the final fit when no shift is found (computed once for both)
@@ -322,9 +335,7 @@ def robust_slope(
             if found is None:
                 break
             split, step = found
-            code = g[split]
-            g = g.copy()
-            g[(g == code) & (np.arange(t.size) >= split)] = int(g.max()) + 1
+            g = _split(g, split)
             shifts.append((int(t[split]), round(step * 1000.0, 1)))
     n_groups = int(g.max()) + 1
     if method == "theil_sen":
@@ -411,16 +422,12 @@ def decline_estimate(
     `verdict`): the caller passes the readings of the window to judge (the
     current treatment segment, at most `trend_window_days`).
 
-    A rapid decline must not rest on how a step in level was modelled, so when
-    the first fit's verdict is rapid two other readings of the same data are
-    tried, and the first that is not rapid is the estimate returned (the one
-    shown and judged): the fit without the level shift, when one was segmented
-    (`rapid_decline_also_unsegmented`: a noisy sawtooth fitted as a step up and
-    a steep fall); and the fit with a recent drop segmented (a drop that began
-    within `level_shift_recent_days`, at least `level_shift_recent_min_ml` and
-    `level_shift_recent_z` standard errors: a replacement device reading low,
-    before it has the reading days the ordinary level-shift bar needs). Both
-    can only take a rapid-decline verdict away.
+    When the verdict is rapid, a recent drop in level is also tried
+    (`_recent_drop_alternative`): a replacement device reading low is read as a
+    slope in the weeks before it has the reading days the ordinary level-shift
+    bar needs. If segmenting such a drop clears the verdict, that estimate is
+    returned (it is the one shown and judged, with the drop in `level_shifts`);
+    the check can only take a rapid-decline verdict away.
     """
     if np.asarray(day).size < 2:
         return None
@@ -437,36 +444,37 @@ def decline_estimate(
         outlier_z=thresholds.outlier_robust_z,
         level_shift=shift,
     )
-    if est is None or verdict(est, thresholds) != "rapid_decline":
+    if (
+        est is None
+        or shift is None  # level shifts not segmented at all
+        or thresholds.level_shift_recent_days <= 0
+        or verdict(est, thresholds) != "rapid_decline"
+    ):
         return est
-    if thresholds.rapid_decline_also_unsegmented and est.level_shifts:
-        plain = robust_slope(
-            day, fev1_l, device, confidence=thresholds.trend_confidence, outlier_z=thresholds.outlier_robust_z
-        )
-        if plain is not None and verdict(plain, thresholds) != "rapid_decline":
-            return plain
-    if thresholds.level_shift_recent_days <= 0:
-        return est
-    return _recent_step_alternative(est, day, fev1_l, device, thresholds, shift) or est
+    return _recent_drop_alternative(day, fev1_l, device, thresholds, shift) or est
 
 
-def _recent_step_alternative(
-    est: SlopeEstimate,
+def _recent_drop_alternative(
     day: npt.ArrayLike,
     fev1_l: npt.ArrayLike,
     device: npt.ArrayLike,
     thresholds: Thresholds,
-    shift: tuple[float, float, int] | None,
+    shift: tuple[float, float, int],
 ) -> SlopeEstimate | None:
-    """The slope with a recent drop in level segmented, if that clears the rapid decline."""
-    t = np.asarray(day, np.float64)
-    y = np.asarray(fev1_l, np.float64)
-    g = np.asarray(device, np.int64)
-    order = np.lexsort((g, y, t))
-    t, y, g = t[order], y[order], g[order]
-    _, g = np.unique(g, return_inverse=True)
-    g = g.astype(np.int64)
-    found = find_level_shift(
+    """The slope with the ordinary level shift and a recent drop segmented, if not rapid.
+
+    The same preparation and ordinary shift as `robust_slope`; the recent drop
+    is searched in the residuals of that fit (splits of the last
+    `level_shift_recent_days` only, with its own bars), so an earlier step is
+    not mistaken for it.
+    """
+    t, y, g = _prepare(day, fev1_l, device)
+    shifts: list[tuple[int, float]] = []
+    ordinary = find_level_shift(t, y, g, min_step_l=shift[0] / 1000.0, z_min=shift[1], min_points=shift[2])
+    if ordinary is not None:
+        g = _split(g, ordinary[0])
+        shifts.append((int(t[ordinary[0]]), round(ordinary[1] * 1000.0, 1)))
+    recent = find_level_shift(
         t,
         y,
         g,
@@ -475,23 +483,14 @@ def _recent_step_alternative(
         min_points=thresholds.level_shift_recent_min_days,
         min_split_t=float(t[-1]) - thresholds.level_shift_recent_days,
     )
-    if found is None or found[1] >= 0:
+    if recent is None or recent[1] >= 0:
         return None
-    split, step = found
-    g2 = g.copy()
-    g2[(g == g[split]) & (np.arange(t.size) >= split)] = int(g.max()) + 1
-    alt = robust_slope(
-        t,
-        y,
-        g2,
-        confidence=thresholds.trend_confidence,
-        outlier_z=thresholds.outlier_robust_z,
-        level_shift=shift,
-    )
+    g = _split(g, recent[0])
+    shifts.append((int(t[recent[0]]), round(recent[1] * 1000.0, 1)))
+    alt = robust_slope(t, y, g, confidence=thresholds.trend_confidence, outlier_z=thresholds.outlier_robust_z)
     if alt is None or verdict(alt, thresholds) == "rapid_decline":
         return None
-    shifts = tuple(sorted((*alt.level_shifts, (int(t[split]), round(step * 1000.0, 1)))))
-    return dataclasses.replace(alt, level_shifts=shifts)
+    return dataclasses.replace(alt, level_shifts=tuple(sorted(shifts)))
 
 
 def decision_multiplier(estimate: SlopeEstimate, thresholds: Thresholds) -> float:

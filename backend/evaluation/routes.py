@@ -89,8 +89,7 @@ class TrendSchema(StrictSchema):
             "description": "Steps in home FEV1 level (e.g. a replacement device without a new serial) "
             "given their own level, so they change the level, not the slope: [first date of the new "
             "level, step in mL]. A step down raises the review alert fev1_level_drop (check the device). "
-            "A rapid decline must hold with and without a segmented step, and a drop too recent for the "
-            "ordinary bar is segmented when it is what makes the slope rapid"
+            "A drop too recent for the ordinary bar is segmented when it is what makes the slope rapid"
         },
     )
     menopausal_status = fields.String(

@@ -16,11 +16,9 @@ from .helpers import daily_readings, facts, local
 
 T = DEFAULT_THRESHOLDS
 # no level-shift handling at all
-OFF = T.merged(
-    {"level_shift_min_ml": 0.0, "level_shift_recent_days": 0, "rapid_decline_also_unsegmented": False}
-)
-# the ordinary level-shift bar only (before the two checks of a rapid verdict)
-ORDINARY = T.merged({"level_shift_recent_days": 0, "rapid_decline_also_unsegmented": False})
+OFF = T.merged({"level_shift_min_ml": 0.0})
+# the ordinary level-shift bar only (without the recent-drop check of a rapid verdict)
+ORDINARY = T.merged({"level_shift_recent_days": 0})
 START = local(2024, 1, 1, 9)
 
 
@@ -131,7 +129,7 @@ def test_replacement_reading_low_is_not_a_decline_in_the_weeks_after_it() -> Non
     # nightly looks in the 100 days after a same-model replacement reading 200 mL low:
     # the ordinary bar (20 reading days and 4 SE after the step) cannot segment it yet,
     # so the step is read as slope; a recent drop segmented holds the verdict back
-    rapid_ordinary = rapid = nights = 0
+    rapid_ordinary = rapid = nights = shown = 0
     for seed in range(12):
         t0, y0 = _home(400, 0.0, -200.0, 300, seed=seed)
         for last in range(300, 400, 5):
@@ -143,40 +141,49 @@ def test_replacement_reading_low_is_not_a_decline_in_the_weeks_after_it() -> Non
             est = decline_estimate(t, y, g, T)
             if verdict(est, T) == "rapid_decline":
                 rapid += 1
-            elif est is not None and est.level_shifts and est.level_shifts[-1][0] >= 290:
-                assert est.level_shifts[-1][1] < 0  # the recent drop is shown in the trend
+            elif est is not None and est.level_shifts and est.level_shifts[-1][0] >= 280:
+                day, step = est.level_shifts[-1]
+                assert abs(day - 300) <= 20 and step < -100  # the drop is shown in the trend
+                shown += 1
     assert nights == 240
+    assert shown >= 100
     assert rapid_ordinary >= 20  # the defect (35 of 240 looks when written)
-    assert rapid == 0
+    assert rapid <= 3  # 2 when written
 
 
-def test_sawtooth_read_as_a_step_up_and_a_steep_fall_is_not_a_rapid_decline() -> None:
-    # noise-like sawtooth: 2.4 L falling to 2.2 L, back to 2.4 L at day 100, falling again
-    rng = np.random.default_rng(3)
-    t = np.arange(14, 200).astype(np.float64)
-    t = t[rng.random(t.size) < 5 / 7]
-    y = 2.3 + np.where(t < 100, 0.1 - 0.2 * (t - 14) / 86, 0.1 - 0.2 * (t - 100) / 100)
-    y = y + rng.normal(0.0, 0.05, t.size)
-    g = np.zeros(t.size, np.int64)
-    ordinary = decline_estimate(t, y, g, ORDINARY)
-    assert ordinary is not None and ordinary.level_shifts and ordinary.level_shifts[0][1] > 150
-    assert ordinary.slope_ml_per_year < -500 and verdict(ordinary, ORDINARY) == "rapid_decline"
-    est = decline_estimate(t, y, g, T)
-    assert est is not None and est.level_shifts == ()
-    assert est.slope_ml_per_year > -300
-    assert verdict(est, T) != "rapid_decline"
-
-
-def test_true_decline_is_still_flagged_with_both_checks() -> None:
-    # -144 mL/yr (MILES placebo) over 18 months, no step: the checks change nothing
-    flagged = 0
+def test_true_decline_is_still_flagged_with_the_recent_drop_check() -> None:
+    # -144 mL/yr (MILES placebo), no step, looks every 30 days over months 6-18: noise can
+    # look like a recent drop and delay a verdict by a look, but not take the decline away
+    rapid_ordinary = rapid = flagged = 0
     for seed in range(12):
-        t, y = _home(540, -144.0, 0.0, 10**6, seed=seed)
-        g = np.zeros(t.size, np.int64)
-        v = verdict(decline_estimate(t, y, g, T), T)
-        assert v == verdict(decline_estimate(t, y, g, ORDINARY), ORDINARY)
+        t0, y0 = _home(540, -144.0, 0.0, 10**6, seed=seed)
+        for last in range(180, 541, 30):
+            keep = t0 <= last
+            t, y = t0[keep], y0[keep]
+            g = np.zeros(t.size, np.int64)
+            rapid_ordinary += verdict(decline_estimate(t, y, g, ORDINARY), ORDINARY) == "rapid_decline"
+            v = verdict(decline_estimate(t, y, g, T), T)
+            rapid += v == "rapid_decline"
         flagged += v == "rapid_decline"
-    assert flagged >= 10
+    assert rapid >= 0.85 * rapid_ordinary  # 75 of 77 looks when written
+    assert flagged >= 10  # of 12 at 18 months
+
+
+def test_decline_after_a_step_up_is_still_flagged() -> None:
+    # a device reading 200 mL high from day 150, then a true -250 mL/yr decline: the step is
+    # segmented and the decline stays a decline on nightly looks (a check that judged the
+    # slope without the segmented step hid it)
+    rapid_ordinary = rapid = 0
+    for seed in range(12):
+        t0, y0 = _home(540, -250.0, 200.0, 150, seed=seed)
+        for last in range(300, 540, 20):
+            keep = t0 <= last
+            t, y = t0[keep], y0[keep]
+            g = np.zeros(t.size, np.int64)
+            rapid_ordinary += verdict(decline_estimate(t, y, g, ORDINARY), ORDINARY) == "rapid_decline"
+            rapid += verdict(decline_estimate(t, y, g, T), T) == "rapid_decline"
+    assert rapid_ordinary >= 100  # of 144 looks
+    assert rapid >= 0.9 * rapid_ordinary  # 98 of 103 when written
 
 
 def test_a_step_down_asks_the_care_team_whether_the_device_changed() -> None:
@@ -191,7 +198,7 @@ def test_a_step_down_asks_the_care_team_whether_the_device_changed() -> None:
     assert alert.severity == "review" and alert.patient_message is None
     when, step = ev.trend.level_shifts[0]
     assert alert.numbers["step_ml"] == round(step) and alert.numbers["step_from"] == when.isoformat()
-    assert f"dropped by {-step:.0f} mL from {when.isoformat()}" in alert.explanation
+    assert f"about {-step:.0f} mL lower since {when.isoformat()}" in alert.explanation
     assert "device" in alert.explanation and "clinic spirometry" in alert.explanation
     assert "rapid_fev1_decline" not in {c.rule for c in ev.candidates}
     # a step up (a device reading high) is not a loss to check
