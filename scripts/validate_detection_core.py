@@ -2,6 +2,7 @@
 
 validate_detection_core.py [N]            decline, artefact and effort rows (N per decline row)
 validate_detection_core.py --design [N]   noise, frequency and autocorrelation rows (N // 2 each)
+validate_detection_core.py --level-drops [N]  share ever given a segmented step down (N a row)
 """
 
 from __future__ import annotations
@@ -9,12 +10,14 @@ from __future__ import annotations
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 
 from backend.clinical.detection_report import (
     ARTEFACT_HEADER,
     DECLINE_HEADER,
     Scenario,
     _decline_job,
+    _series,
     artefact_grid,
     decline_grid,
     run_effort,
@@ -22,6 +25,9 @@ from backend.clinical.detection_report import (
     summarize_decline,
     table,
 )
+from backend.clinical.simulation import CohortConfig, simulate_fev1_cohort
+from backend.clinical.thresholds import DEFAULT_THRESHOLDS
+from backend.clinical.trend import decline_estimate
 
 
 def design_rows(n: int) -> int:
@@ -35,7 +41,51 @@ def design_rows(n: int) -> int:
     return 0
 
 
+def _level_drop_job(scn: Scenario) -> tuple[Scenario, int]:
+    """Patients with a segmented step down on at least one weekly look from month 6."""
+    cfg = CohortConfig(
+        n_patients=scn.n,
+        days=scn.days,
+        seed=scn.seed,
+        days_per_week=scn.days_per_week,
+        noise_sd_ml=scn.noise_sd,
+        ar1_rho=scn.rho,
+        true_slope_ml_per_year=scn.slope,
+        treatment_start_p=0.0,
+    )
+    if scn.extra:
+        cfg = replace(cfg, **dict(scn.extra))  # type: ignore[arg-type]
+    t = DEFAULT_THRESHOLDS
+    ever = 0
+    for arrays, _truth in simulate_fev1_cohort(cfg):
+        s = _series(arrays.day, arrays.fev1_l, arrays.grade, arrays.device, t, arrays.pef_l_s)
+        for d in range(180, scn.days, 7):
+            seen = s.day <= d
+            if seen.sum() < t.trend_min_readings or s.day[seen][-1] - s.day[seen][0] < t.trend_min_span_days:
+                continue
+            est = decline_estimate(s.day[seen], s.fev1_l[seen], s.device[seen], t)
+            if est is not None and any(ml < 0 for _, ml in est.level_shifts):
+                ever += 1
+                break
+    return scn, ever
+
+
+def level_drop_rows(n: int) -> int:
+    rows = [
+        Scenario(f"D{i}", s, 150.0, 5.0, 0.3, n, 1000 + i, days=730)
+        for i, s in ((1, -144.0), (5, -30.0), (6, 0.0), (8, 20.0))
+    ]
+    rows += [s for s in artefact_grid(False, 2 * n) if s.name in ("X10", "X30", "X40")]
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        for scn, ever in pool.map(_level_drop_job, rows):
+            what = scn.label or f"{scn.slope:+.0f} mL/yr"
+            print(f"{scn.name} ({what}): {ever}/{scn.n} ever had a segmented step down", flush=True)
+    return 0
+
+
 def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--level-drops":
+        return level_drop_rows(int(sys.argv[2]) if len(sys.argv) > 2 else 100)
     if len(sys.argv) > 1 and sys.argv[1] == "--design":
         return design_rows(int(sys.argv[2]) if len(sys.argv) > 2 else 100)
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100
