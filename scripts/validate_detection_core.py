@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
 
 from backend.clinical.detection_report import (
     ARTEFACT_HEADER,
@@ -21,11 +20,12 @@ from backend.clinical.detection_report import (
     artefact_grid,
     decline_grid,
     run_effort,
+    scenario_config,
     summarize_artefact,
     summarize_decline,
     table,
 )
-from backend.clinical.simulation import CohortConfig, simulate_fev1_cohort
+from backend.clinical.simulation import simulate_fev1_cohort
 from backend.clinical.thresholds import DEFAULT_THRESHOLDS
 from backend.clinical.trend import decline_estimate
 
@@ -43,18 +43,7 @@ def design_rows(n: int) -> int:
 
 def _level_drop_job(scn: Scenario) -> tuple[Scenario, int]:
     """Patients with a segmented step down on at least one weekly look from month 6."""
-    cfg = CohortConfig(
-        n_patients=scn.n,
-        days=scn.days,
-        seed=scn.seed,
-        days_per_week=scn.days_per_week,
-        noise_sd_ml=scn.noise_sd,
-        ar1_rho=scn.rho,
-        true_slope_ml_per_year=scn.slope,
-        treatment_start_p=0.0,
-    )
-    if scn.extra:
-        cfg = replace(cfg, **dict(scn.extra))  # type: ignore[arg-type]
+    cfg = scenario_config(scn)
     t = DEFAULT_THRESHOLDS
     ever = 0
     for arrays, _truth in simulate_fev1_cohort(cfg):

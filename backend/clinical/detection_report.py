@@ -186,7 +186,8 @@ def _series(
     )
 
 
-def run_decline(scn: Scenario, thresholds: Thresholds) -> list[PatientResult]:
+def scenario_config(scn: Scenario, **overrides: float | bool | tuple[int, int]) -> CohortConfig:
+    """The simulated cohort of a scenario: its design, no treatment starts, its extra settings."""
     cfg = CohortConfig(
         n_patients=scn.n,
         days=scn.days,
@@ -197,8 +198,12 @@ def run_decline(scn: Scenario, thresholds: Thresholds) -> list[PatientResult]:
         true_slope_ml_per_year=scn.slope,
         treatment_start_p=0.0,
     )
-    if scn.extra:
-        cfg = replace(cfg, **dict(scn.extra))  # type: ignore[arg-type]
+    settings = {**dict(scn.extra), **overrides}
+    return replace(cfg, **settings) if settings else cfg  # type: ignore[arg-type]
+
+
+def run_decline(scn: Scenario, thresholds: Thresholds) -> list[PatientResult]:
+    cfg = scenario_config(scn)
     out = []
     for arrays, _truth in simulate_fev1_cohort(cfg):
         s = _series(arrays.day, arrays.fev1_l, arrays.grade, arrays.device, thresholds, arrays.pef_l_s)
@@ -253,18 +258,8 @@ class DropResult:
 
 
 def run_drop(scn: Scenario, thresholds: Thresholds, with_drop: bool) -> list[DropResult]:
-    cfg = CohortConfig(
-        n_patients=scn.n,
-        days=scn.days,
-        seed=scn.seed,
-        days_per_week=scn.days_per_week,
-        noise_sd_ml=scn.noise_sd,
-        ar1_rho=scn.rho,
-        true_slope_ml_per_year=scn.slope,
-        treatment_start_p=0.0,
-        acute_drop_p=1.0 if with_drop else 0.0,
-        acute_drop_fraction=0.15,
-        acute_drop_days=(3, 7),
+    cfg = scenario_config(
+        scn, acute_drop_p=1.0 if with_drop else 0.0, acute_drop_fraction=0.15, acute_drop_days=(3, 7)
     )
     t_mean = replace(thresholds, acute_drop_statistic="mean")
     t_plain = replace(thresholds, acute_drop_noise_z=0.0)  # Bjortuft 1993 without noise floor
