@@ -16,9 +16,9 @@ from backend.clinical.detection_report import (
     DECLINE_HEADER,
     Scenario,
     _decline_job,
-    _series,
     artefact_grid,
     decline_grid,
+    patient_series,
     run_effort,
     scenario_config,
     summarize_artefact,
@@ -47,7 +47,7 @@ def _level_drop_job(scn: Scenario) -> tuple[Scenario, int]:
     t = DEFAULT_THRESHOLDS
     ever = 0
     for arrays, _truth in simulate_fev1_cohort(cfg):
-        s = _series(arrays.day, arrays.fev1_l, arrays.grade, arrays.device, t, arrays.pef_l_s)
+        s = patient_series(arrays, t)
         for d in range(180, scn.days, 7):
             seen = s.day <= d
             if seen.sum() < t.trend_min_readings or s.day[seen][-1] - s.day[seen][0] < t.trend_min_span_days:

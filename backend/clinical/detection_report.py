@@ -43,7 +43,7 @@ import numpy as np
 from backend.clinical.model import SlopeEstimate
 from backend.clinical.replay import fev1_first_flags
 from backend.clinical.series import DailySeries, series_from_arrays
-from backend.clinical.simulation import CohortConfig, simulate_fev1_cohort
+from backend.clinical.simulation import CohortConfig, Fev1Arrays, simulate_fev1_cohort
 from backend.clinical.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from backend.clinical.trend import (
     ML_PER_YEAR_PER_L_PER_DAY,
@@ -186,6 +186,11 @@ def _series(
     )
 
 
+def patient_series(arrays: Fev1Arrays, thresholds: Thresholds) -> DailySeries:
+    """A simulated patient's daily series as the product sees it (trusted, plausible sessions)."""
+    return _series(arrays.day, arrays.fev1_l, arrays.grade, arrays.device, thresholds, arrays.pef_l_s)
+
+
 def scenario_config(scn: Scenario, **overrides: float | bool | tuple[int, int]) -> CohortConfig:
     """The simulated cohort of a scenario: its design, no treatment starts, its extra settings."""
     cfg = CohortConfig(
@@ -206,7 +211,7 @@ def run_decline(scn: Scenario, thresholds: Thresholds) -> list[PatientResult]:
     cfg = scenario_config(scn)
     out = []
     for arrays, _truth in simulate_fev1_cohort(cfg):
-        s = _series(arrays.day, arrays.fev1_l, arrays.grade, arrays.device, thresholds, arrays.pef_l_s)
+        s = patient_series(arrays, thresholds)
         last = scn.days - 1
         prod = fev1_first_flags(s, 0, last, thresholds, acute=False)
         tail = s.day > last - thresholds.trend_window_days

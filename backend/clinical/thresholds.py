@@ -36,11 +36,12 @@ class Thresholds:
     trend_min_span_days: int = 180
     trend_min_readings: int = 30
     trend_confidence: float = 0.95
-    rapid_decline_confidence: float = 0.98
+    rapid_decline_confidence: float = 0.965
     rapid_decline_ci_high_below_ml_per_year: float = -30.0
     rapid_decline_confirm_days: int = 0
-    rapid_decline_early_exponent: float = 0.5
+    rapid_decline_early_exponent: float = 1.0
     rapid_decline_early_until_days: int = 365
+    rapid_decline_late_exponent: float = 1.0
     level_shift_min_ml: float = 150.0
     level_shift_z: float = 4.0
     level_shift_min_days: int = 20
@@ -186,8 +187,12 @@ class Thresholds:
             raise ValueError("dose_hint_max_mg_per_day must be positive")
         if not 0.0 <= self.dose_hint_target_fraction <= 1.0:
             raise ValueError("dose_hint_target_fraction must be between 0 and 1")
-        if self.rapid_decline_early_exponent < 0 or self.level_shift_min_ml < 0 or self.level_shift_z < 0:
-            raise ValueError("rapid_decline_early_exponent and level_shift_* must not be negative")
+        if min(self.rapid_decline_early_exponent, self.rapid_decline_late_exponent) < 0:
+            raise ValueError(
+                "rapid_decline_early_exponent and rapid_decline_late_exponent must not be negative"
+            )
+        if self.level_shift_min_ml < 0 or self.level_shift_z < 0:
+            raise ValueError("level_shift_* must not be negative")
         if self.level_shift_min_days < 5:
             raise ValueError("level_shift_min_days must be at least 5")
         if min(self.level_shift_recent_days, self.level_shift_recent_z, self.level_shift_recent_min_ml) < 0:
@@ -288,9 +293,10 @@ THRESHOLD_SOURCES: dict[str, str] = {
     "trend_min_readings": f"{_PRODUCT}: minimum distinct reading days before any verdict",
     "trend_confidence": f"{_PRODUCT}: two-sided level of the slope confidence interval",
     "rapid_decline_confidence": (
-        f"{_PRODUCT}: two-sided level (0.98 = one-sided 99 %) of the bound that must lie "
-        "below `rapid_decline_ci_high_below_ml_per_year`; calibrated by simulation for "
-        "nightly looks over 24 months (VALIDATION.md, operating points)"
+        f"{_PRODUCT}: two-sided level (0.965 = one-sided 98.25 %, z 2.11) of the bound that "
+        "must lie below `rapid_decline_ci_high_below_ml_per_year` at the 12-month look; "
+        "calibrated with the early and late exponents by simulation of nightly looks over "
+        "24 months (VALIDATION.md, calibration and operating points)"
     ),
     "rapid_decline_ci_high_below_ml_per_year": (
         f"{_PRODUCT}: the decline must be statistically faster than this stable-patient "
@@ -303,11 +309,20 @@ THRESHOLD_SOURCES: dict[str, str] = {
     "rapid_decline_early_exponent": (
         f"{_PRODUCT}: group-sequential boundary: before `rapid_decline_early_until_days` "
         "the bound's multiplier grows by (until / span) ** exponent (0.5 = Wang-Tsiatis "
-        "shape between Pocock and O'Brien-Fleming; Jennison & Turnbull 2000, ch. 2), "
-        "so early looks with a wide interval spend little false-alarm probability"
+        "shape between Pocock and O'Brien-Fleming, 1 = steeper; Jennison & Turnbull 2000, "
+        "ch. 2), so early looks with a wide interval spend little false-alarm probability; "
+        "1.0 chosen by simulation of nightly looks (VALIDATION.md)"
     ),
     "rapid_decline_early_until_days": (
-        f"{_PRODUCT}: span from which the plain bound applies (see the exponent)"
+        f"{_PRODUCT}: the pivot: the span at which the plain bound applies; shorter looks "
+        "are widened by the early exponent, longer ones by the late exponent"
+    ),
+    "rapid_decline_late_exponent": (
+        f"{_PRODUCT}: alpha spending: after the pivot the bound's multiplier grows by "
+        "(span / until) ** exponent, so a stable patient re-tested every night with a "
+        "shrinking SE does not keep spending the false-alarm budget in year 2 (the "
+        "spending-function idea of Lan & DeMets, Biometrika 1983; shape calibrated by "
+        "simulation of nightly looks over 24 months, VALIDATION.md)"
     ),
     "level_shift_min_ml": (
         f"{_PRODUCT}: smallest step (mL) in home FEV1 treated as a level shift (device "

@@ -494,10 +494,23 @@ def _recent_drop_alternative(
 
 
 def decision_multiplier(estimate: SlopeEstimate, thresholds: Thresholds) -> float:
-    """Group-sequential widening of the decision bound on early (short) looks."""
-    until = float(thresholds.rapid_decline_early_until_days)
+    """Group-sequential shape of the decision bound over the nightly looks of a segment.
+
+    The plain bound applies at a span of `rapid_decline_early_until_days`
+    (the pivot, 12 months). Shorter looks have it widened by
+    (pivot / span) ** `rapid_decline_early_exponent`: their wide interval
+    would spend much false-alarm probability for little power. Longer looks
+    have it widened by (span / pivot) ** `rapid_decline_late_exponent`: a
+    stable patient's slope is re-tested every night with a shrinking SE, so a
+    flat bound keeps spending the budget in year 2, while a true -144 mL/yr
+    decline is many standard errors past it by then. Calibrated by simulation
+    of nightly looks (VALIDATION.md).
+    """
+    pivot = float(thresholds.rapid_decline_early_until_days)
     span = max(estimate.span_days, 1.0)
-    return float(max(1.0, until / span) ** thresholds.rapid_decline_early_exponent)
+    if span < pivot:
+        return float((pivot / span) ** thresholds.rapid_decline_early_exponent)
+    return float((span / pivot) ** thresholds.rapid_decline_late_exponent)
 
 
 def verdict(estimate: SlopeEstimate | None, thresholds: Thresholds) -> str:
@@ -505,16 +518,15 @@ def verdict(estimate: SlopeEstimate | None, thresholds: Thresholds) -> str:
 
     Rapid decline needs the point estimate at or below `rapid_decline_ml_per_year`
     (ATS/JRS 2016, -90 mL/yr) *and* the upper bound of the
-    `rapid_decline_confidence` (98 % two-sided, 99 % one-sided) interval, widened
-    on looks shorter than `rapid_decline_early_until_days` by
-    (until / span) ** `rapid_decline_early_exponent` (a group-sequential
-    boundary for nightly looks), below `rapid_decline_ci_high_below_ml_per_year`
-    (-30 mL/yr: faster than a stable patient's decline), after at least
+    `rapid_decline_confidence` interval, shaped over the looks by
+    `decision_multiplier` (a group-sequential boundary for nightly looks),
+    below `rapid_decline_ci_high_below_ml_per_year` (-30 mL/yr: faster than a
+    stable patient's decline), after at least
     `trend_min_span_days` and `trend_min_readings` reading days. The slope is
     that of the whole current treatment segment (up to `trend_window_days`), so
     its SE keeps shrinking with time and a stable patient stops re-crossing the
-    bar. Calibrated by simulation of nightly looks (VALIDATION.md). The point estimate alone is not enough:
-    with SD 150 mL noise, a stable patient's 6-month slope is often below -90.
+    bar. Calibrated by simulation of nightly looks (VALIDATION.md). The point
+    estimate alone is not enough: with SD 150 mL noise, a stable patient's 6-month slope is often below -90.
     """
     if (
         estimate is None

@@ -74,6 +74,7 @@ def test_repeated_look_and_level_shift_thresholds_are_checked() -> None:
 
     for bad in (
         {"rapid_decline_early_exponent": -0.5},
+        {"rapid_decline_late_exponent": -1.0},
         {"level_shift_z": -1.0},
         {"level_shift_min_days": 2},
         {"rapid_decline_early_until_days": 0},

@@ -183,13 +183,29 @@ def test_decline_must_beat_the_stable_margin() -> None:
 
 
 def test_early_looks_need_stronger_evidence() -> None:
-    t = DEFAULT_THRESHOLDS
+    t = DEFAULT_THRESHOLDS.merged({"rapid_decline_early_exponent": 0.5})
     # the same estimate passes at a 12-month look but not at 6 months, where the
     # bound is widened by sqrt(365 / 182)
     assert verdict(_est(-200, -80, span=365), t) == "rapid_decline"
     assert verdict(_est(-200, -80, span=182), t) == "declining"
     flat = t.merged({"rapid_decline_early_exponent": 0.0})
     assert verdict(_est(-200, -80, span=182), flat) == "rapid_decline"
+
+
+def test_the_decision_bound_is_plain_at_the_pivot_and_widens_on_both_sides() -> None:
+    from backend.clinical.trend import decision_multiplier
+
+    t = DEFAULT_THRESHOLDS.merged({"rapid_decline_early_exponent": 1.0, "rapid_decline_late_exponent": 0.5})
+    assert decision_multiplier(_est(-200, -80, span=365), t) == pytest.approx(1.0)
+    assert decision_multiplier(_est(-200, -80, span=182.5), t) == pytest.approx(2.0)
+    assert decision_multiplier(_est(-200, -80, span=730), t) == pytest.approx(np.sqrt(2.0))
+    # late looks spend little false-alarm probability: an estimate that passes at
+    # 12 months needs a tighter interval at 24 months
+    assert verdict(_est(-150, -70, span=365), t) == "rapid_decline"
+    assert verdict(_est(-150, -70, span=730), t) == "declining"
+    assert verdict(_est(-150, -70, span=730), t.merged({"rapid_decline_late_exponent": 0.0})) == (
+        "rapid_decline"
+    )
 
 
 def test_too_few_points_give_no_estimate() -> None:
