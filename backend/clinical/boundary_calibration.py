@@ -15,7 +15,6 @@ night of `replay.fev1_first_flags` (checked by `tests/clinical/test_boundary_cal
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -27,8 +26,8 @@ from backend.clinical.detection_report import patient_series
 from backend.clinical.simulation import CohortConfig, simulate_fev1_cohort
 from backend.clinical.thresholds import Thresholds
 from backend.clinical.trend import (
-    _recent_drop_alternative,
     effort_drift,
+    recent_drop_estimate,
     robust_slope,
     withhold_rapid_decline,
 )
@@ -62,7 +61,6 @@ def record(
     """
     if last_day >= thresholds.trend_window_days:
         raise ValueError("the follow-up must be shorter than trend_window_days")
-    never = dataclasses.replace(thresholds, rapid_decline_ml_per_year=-1e9)  # alternative always kept
     shift = (thresholds.level_shift_min_ml, thresholds.level_shift_z, thresholds.level_shift_min_days)
     use_shift = thresholds.level_shift_min_ml > 0
     use_recent = use_shift and thresholds.level_shift_recent_days > 0
@@ -86,7 +84,7 @@ def record(
             )
             if est is None:
                 continue
-            alt = _recent_drop_alternative(day, y, dev, never, shift) if use_recent else None
+            alt = recent_drop_estimate(day, y, dev, thresholds, shift) if use_recent else None
             withheld = 0.0
             low = min(est.slope_ml_per_year, np.inf if alt is None else alt.slope_ml_per_year)
             if s.effort is not None and low <= thresholds.rapid_decline_ml_per_year:

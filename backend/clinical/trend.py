@@ -423,7 +423,7 @@ def decline_estimate(
     current treatment segment, at most `trend_window_days`).
 
     When the verdict is rapid, a recent drop in level is also tried
-    (`_recent_drop_alternative`): a replacement device reading low is read as a
+    (`recent_drop_estimate`): a replacement device reading low is read as a
     slope in the weeks before it has the reading days the ordinary level-shift
     bar needs. If segmenting such a drop clears the verdict, that estimate is
     returned (it is the one shown and judged, with the drop in `level_shifts`);
@@ -451,17 +451,18 @@ def decline_estimate(
         or verdict(est, thresholds) != "rapid_decline"
     ):
         return est
-    return _recent_drop_alternative(day, fev1_l, device, thresholds, shift) or est
+    alt = recent_drop_estimate(day, fev1_l, device, thresholds, shift)
+    return alt if alt is not None and verdict(alt, thresholds) != "rapid_decline" else est
 
 
-def _recent_drop_alternative(
+def recent_drop_estimate(
     day: npt.ArrayLike,
     fev1_l: npt.ArrayLike,
     device: npt.ArrayLike,
     thresholds: Thresholds,
     shift: tuple[float, float, int],
 ) -> SlopeEstimate | None:
-    """The slope with the ordinary level shift and a recent drop segmented, if not rapid.
+    """The slope with the ordinary level shift and a recent drop segmented (None: no drop).
 
     The same preparation and ordinary shift as `robust_slope`; the recent drop
     is searched in the residuals of that fit (splits of the last
@@ -488,7 +489,7 @@ def _recent_drop_alternative(
     g = _split(g, recent[0])
     shifts.append((int(t[recent[0]]), round(recent[1] * 1000.0, 1)))
     alt = robust_slope(t, y, g, confidence=thresholds.trend_confidence, outlier_z=thresholds.outlier_robust_z)
-    if alt is None or verdict(alt, thresholds) == "rapid_decline":
+    if alt is None:
         return None
     return dataclasses.replace(alt, level_shifts=tuple(sorted(shifts)))
 
@@ -526,7 +527,8 @@ def verdict(estimate: SlopeEstimate | None, thresholds: Thresholds) -> str:
     that of the whole current treatment segment (up to `trend_window_days`), so
     its SE keeps shrinking with time and a stable patient stops re-crossing the
     bar. Calibrated by simulation of nightly looks (VALIDATION.md). The point
-    estimate alone is not enough: with SD 150 mL noise, a stable patient's 6-month slope is often below -90.
+    estimate alone is not enough: with SD 150 mL noise, a stable patient's
+    6-month slope is often below -90.
     """
     if (
         estimate is None
