@@ -9,7 +9,7 @@ them, and prints the operating points within the false-flag budget.
 Usage:
   python scripts/calibrate_decline.py [--scale F] [--save DIR | --load DIR]
 --scale multiplies the cohort sizes (1 = 600 patients at -144 mL/yr, 800 at
--30, 200 at 0, 150 at +20; about 8 minutes on 2 cores).
+-30, 200 at 0, 150 at +20; 1,150 s on 2 cores here).
 """
 
 from __future__ import annotations

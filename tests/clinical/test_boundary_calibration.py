@@ -78,3 +78,21 @@ def test_a_stricter_boundary_never_flags_more_or_earlier(
 def test_the_follow_up_must_fit_the_window() -> None:
     with pytest.raises(ValueError, match="window"):
         record(_cohort(-144.0, 1, 1), DEFAULT_THRESHOLDS, DEFAULT_THRESHOLDS.trend_window_days)
+
+
+def test_one_look_judges_each_patient_on_her_last_night_before_the_look() -> None:
+    from backend.clinical.boundary_calibration import one_look_share
+
+    nan = float("nan")
+    # pid, day, span, n, slope, se, neff, alt slope/se/neff, withheld
+    rows = np.array(
+        [
+            [0, 300, 290, 200, -200.0, 20.0, 100, nan, nan, nan, 0],  # clear then...
+            [0, 364, 350, 240, -100.0, 60.0, 120, nan, nan, nan, 0],  # ...not on the look night
+            [1, 364, 350, 240, -150.0, 30.0, 120, nan, nan, nan, 0],  # -150 + 1.645 * 30 < -30
+            [1, 400, 390, 260, 0.0, 30.0, 130, nan, nan, nan, 0],  # after the look: ignored
+        ]
+    )
+    rec = Recording(3, rows)  # patient 2 has no night: counted, never flagged
+    assert one_look_share(rec, 364, DEFAULT_THRESHOLDS) == pytest.approx(1 / 3)
+    assert one_look_share(rec, 299, DEFAULT_THRESHOLDS) == 0.0
