@@ -36,12 +36,12 @@ class Thresholds:
     trend_min_span_days: int = 180
     trend_min_readings: int = 30
     trend_confidence: float = 0.95
-    rapid_decline_confidence: float = 0.965
+    rapid_decline_confidence: float = 0.98
     rapid_decline_ci_high_below_ml_per_year: float = -30.0
     rapid_decline_confirm_days: int = 0
     rapid_decline_early_exponent: float = 1.0
-    rapid_decline_early_until_days: int = 365
-    rapid_decline_late_exponent: float = 1.0
+    rapid_decline_early_until_days: int = 320
+    rapid_decline_late_exponent: float = 0.5
     level_shift_min_ml: float = 150.0
     level_shift_z: float = 4.0
     level_shift_min_days: int = 20
@@ -293,10 +293,11 @@ THRESHOLD_SOURCES: dict[str, str] = {
     "trend_min_readings": f"{_PRODUCT}: minimum distinct reading days before any verdict",
     "trend_confidence": f"{_PRODUCT}: two-sided level of the slope confidence interval",
     "rapid_decline_confidence": (
-        f"{_PRODUCT}: two-sided level (0.965 = one-sided 98.25 %, z 2.11) of the bound that "
-        "must lie below `rapid_decline_ci_high_below_ml_per_year` at the 12-month look; "
-        "calibrated with the early and late exponents by simulation of nightly looks over "
-        "24 months (VALIDATION.md, calibration and operating points)"
+        f"{_PRODUCT}: two-sided level (0.98 = one-sided 99 %, z 2.33) of the bound that "
+        "must lie below `rapid_decline_ci_high_below_ml_per_year` at the pivot span; "
+        "calibrated with the pivot and the early and late exponents by simulation of nightly "
+        "looks over 24 months, for <= 5 % of -30 mL/yr patients ever flagged (VALIDATION.md, "
+        "calibration and operating points)"
     ),
     "rapid_decline_ci_high_below_ml_per_year": (
         f"{_PRODUCT}: the decline must be statistically faster than this stable-patient "
@@ -308,14 +309,17 @@ THRESHOLD_SOURCES: dict[str, str] = {
     ),
     "rapid_decline_early_exponent": (
         f"{_PRODUCT}: group-sequential boundary: before `rapid_decline_early_until_days` "
-        "the bound's multiplier grows by (until / span) ** exponent (0.5 = Wang-Tsiatis "
-        "shape between Pocock and O'Brien-Fleming, 1 = steeper; Jennison & Turnbull 2000, "
+        "the bound's multiplier grows by (until / span) ** exponent (with steady readings "
+        "the information grows about as span ** 3, so 0 is Pocock's shape and 1.5 "
+        "O'Brien-Fleming's, 1 a Wang-Tsiatis shape between them; Jennison & Turnbull 2000, "
         "ch. 2), so early looks with a wide interval spend little false-alarm probability; "
         "1.0 chosen by simulation of nightly looks (VALIDATION.md)"
     ),
     "rapid_decline_early_until_days": (
         f"{_PRODUCT}: the pivot: the span at which the plain bound applies; shorter looks "
-        "are widened by the early exponent, longer ones by the late exponent"
+        "are widened by the early exponent, longer ones by the late exponent. 320 days, "
+        "calibrated by simulation of nightly looks (VALIDATION.md): the 12-month look has a "
+        "span of about 350 days (the first 14 days are a learning period)"
     ),
     "rapid_decline_late_exponent": (
         f"{_PRODUCT}: alpha spending: after the pivot the bound's multiplier grows by "

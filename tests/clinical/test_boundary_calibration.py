@@ -65,8 +65,8 @@ def test_a_stricter_boundary_never_flags_more_or_earlier(
     recordings: dict[float, tuple[CohortConfig, Recording]],
 ) -> None:
     rec = recordings[-144.0][1]
-    base = Candidate(0.965, 1.0, 1.0)
-    strict = Candidate(0.99, 1.0, 1.0)
+    base = Candidate.of(DEFAULT_THRESHOLDS)
+    strict = Candidate(0.99, base.early_exponent, base.late_exponent, base.pivot_days)
     a, b = evaluate([base, strict], DEFAULT_THRESHOLDS, rec, rec)
     assert b.decline_12 <= a.decline_12 and b.decline_18 <= a.decline_18
     assert np.all(
@@ -96,3 +96,21 @@ def test_one_look_judges_each_patient_on_her_last_night_before_the_look() -> Non
     rec = Recording(3, rows)  # patient 2 has no night: counted, never flagged
     assert one_look_share(rec, 364, DEFAULT_THRESHOLDS) == pytest.approx(1 / 3)
     assert one_look_share(rec, 299, DEFAULT_THRESHOLDS) == 0.0
+
+
+def test_best_keeps_the_budget_and_early_detection_of_fast_declines() -> None:
+    from backend.clinical.boundary_calibration import Operating, best
+
+    def op(conf: float, d12: float, null_ever: float, fast_9: float) -> Operating:
+        c = Candidate(conf, 1.0, 1.0, 365)
+        return Operating(c, d12, 0.95, 0.99, 10.0, 0.02, null_ever, (0.01,), fast_9)
+
+    ops = [
+        op(0.90, 0.70, 0.08, 0.40),  # over the false-flag budget
+        op(0.91, 0.62, 0.05, 0.00),  # within it, but nobody flagged before month 10
+        op(0.92, 0.58, 0.05, 0.30),
+        op(0.93, 0.55, 0.04, 0.35),
+    ]
+    kept = best(ops, max_false=0.05, min_decline_18=0.9, min_fast_9=0.25)
+    assert [o.candidate.confidence for o in kept] == [0.92, 0.93]
+    assert best(ops, max_false=0.05, min_decline_18=0.9)[0].candidate.confidence == 0.91

@@ -182,8 +182,8 @@ def test_decline_after_a_step_up_is_still_flagged() -> None:
             g = np.zeros(t.size, np.int64)
             rapid_ordinary += verdict(decline_estimate(t, y, g, ORDINARY), ORDINARY) == "rapid_decline"
             rapid += verdict(decline_estimate(t, y, g, T), T) == "rapid_decline"
-    assert rapid_ordinary >= 100  # of 144 looks
-    assert rapid >= 0.9 * rapid_ordinary  # 98 of 103 when written
+    assert rapid_ordinary >= 90  # of 144 looks (99 with the boundary of 2026-12, 103 before)
+    assert rapid >= 0.9 * rapid_ordinary  # 95 of 99 (98 of 103 when written)
 
 
 def test_a_step_down_asks_the_care_team_whether_the_device_changed() -> None:

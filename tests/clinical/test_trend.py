@@ -172,7 +172,7 @@ def test_verdicts() -> None:
 
 
 def test_decline_must_beat_the_stable_margin() -> None:
-    t = DEFAULT_THRESHOLDS.merged({"rapid_decline_early_exponent": 0.0})
+    t = DEFAULT_THRESHOLDS.merged({"rapid_decline_early_exponent": 0.0, "rapid_decline_late_exponent": 0.0})
     # upper bound well below the -30 mL/yr margin
     assert verdict(_est(-150, -70, span=400), t) == "rapid_decline"
     # 98 % upper bound about -14: clearly declining, not clearly faster than stable
@@ -183,7 +183,9 @@ def test_decline_must_beat_the_stable_margin() -> None:
 
 
 def test_early_looks_need_stronger_evidence() -> None:
-    t = DEFAULT_THRESHOLDS.merged({"rapid_decline_early_exponent": 0.5})
+    t = DEFAULT_THRESHOLDS.merged(
+        {"rapid_decline_early_exponent": 0.5, "rapid_decline_early_until_days": 365}
+    )
     # the same estimate passes at a 12-month look but not at 6 months, where the
     # bound is widened by sqrt(365 / 182)
     assert verdict(_est(-200, -80, span=365), t) == "rapid_decline"
@@ -195,7 +197,13 @@ def test_early_looks_need_stronger_evidence() -> None:
 def test_the_decision_bound_is_plain_at_the_pivot_and_widens_on_both_sides() -> None:
     from backend.clinical.trend import decision_multiplier
 
-    t = DEFAULT_THRESHOLDS.merged({"rapid_decline_early_exponent": 1.0, "rapid_decline_late_exponent": 0.5})
+    t = DEFAULT_THRESHOLDS.merged(
+        {
+            "rapid_decline_early_exponent": 1.0,
+            "rapid_decline_late_exponent": 0.5,
+            "rapid_decline_early_until_days": 365,
+        }
+    )
     assert decision_multiplier(_est(-200, -80, span=365), t) == pytest.approx(1.0)
     assert decision_multiplier(_est(-200, -80, span=182.5), t) == pytest.approx(2.0)
     assert decision_multiplier(_est(-200, -80, span=730), t) == pytest.approx(np.sqrt(2.0))
@@ -205,6 +213,20 @@ def test_the_decision_bound_is_plain_at_the_pivot_and_widens_on_both_sides() -> 
     assert verdict(_est(-150, -70, span=730), t) == "declining"
     assert verdict(_est(-150, -70, span=730), t.merged({"rapid_decline_late_exponent": 0.0})) == (
         "rapid_decline"
+    )
+
+
+def test_the_default_pivot_is_the_span_of_the_plain_bound() -> None:
+    from backend.clinical.trend import decision_multiplier
+
+    t = DEFAULT_THRESHOLDS
+    pivot = float(t.rapid_decline_early_until_days)
+    assert decision_multiplier(_est(-200, -80, span=pivot), t) == pytest.approx(1.0)
+    assert decision_multiplier(_est(-200, -80, span=pivot / 2), t) == pytest.approx(
+        2.0**t.rapid_decline_early_exponent
+    )
+    assert decision_multiplier(_est(-200, -80, span=2 * pivot), t) == pytest.approx(
+        2.0**t.rapid_decline_late_exponent
     )
 
 
