@@ -498,7 +498,9 @@ def decision_multiplier(estimate: SlopeEstimate, thresholds: Thresholds) -> floa
     """Group-sequential shape of the decision bound over the nightly looks of a segment.
 
     The plain bound applies at a span of `rapid_decline_early_until_days`
-    (the pivot, 12 months). Shorter looks have it widened by
+    (the pivot: 320 days by default, so that the calendar 12-month look, whose
+    span is about 350 days after the learning period, is judged near it).
+    Shorter looks have it widened by
     (pivot / span) ** `rapid_decline_early_exponent`: their wide interval
     would spend much false-alarm probability for little power. Longer looks
     have it widened by (span / pivot) ** `rapid_decline_late_exponent`: a
