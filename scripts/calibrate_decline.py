@@ -14,9 +14,9 @@ before month 10, which buys 12-month sensitivity with early detection.
 Usage:
   python scripts/calibrate_decline.py [--scale F] [--save DIR | --load DIR]
 --scale multiplies the cohort sizes (1 = 600 patients at -200 mL/yr, 1,200
-at -144, 2,400 at -30, 200 at 0, 150 at +20). Recording takes about 440 s
-per 1,750 patients with 2 worker processes here; judging the 1,152
-boundaries of the grid takes about 250 s (with --load).
+at -144, 2,400 at -30, 200 at 0, 150 at +20). 1,814 s from scratch with
+2 worker processes here (recording 1,550 s); judging the 1,152 boundaries
+of the grid alone (--load) 247-398 s.
 """
 
 from __future__ import annotations
