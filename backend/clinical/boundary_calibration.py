@@ -255,6 +255,14 @@ def best(
     return sorted(ok, key=lambda o: (-o.decline_12, o.null_ever))
 
 
+def last_nights(rec: Recording, day: int) -> np.ndarray:
+    """The row of each patient's last recorded night up to `day` (patients without one: none)."""
+    r = rec.rows[rec.rows[:, DAY] <= day]
+    pid = r[:, PID].astype(np.int64)  # rows are in night order per patient
+    out: np.ndarray = r[np.flatnonzero(np.r_[pid[1:] != pid[:-1], True])] if r.size else r
+    return out
+
+
 def one_look_share(rec: Recording, day: int, t: Thresholds, one_sided_alpha: float = 0.05) -> float:
     """Share flagged by a single look on `day` with the product's estimator (no repeated looks).
 
@@ -263,13 +271,7 @@ def one_look_share(rec: Recording, day: int, t: Thresholds, one_sided_alpha: flo
     estimator on data with its artefacts, beside `detection_report.one_look_limit`
     (least squares on the clean design).
     """
-    r = rec.rows[rec.rows[:, DAY] <= day]
-    if r.size == 0:
-        return 0.0
-    # the last recorded night of each patient up to `day` (rows are in night order per patient)
-    pid = r[:, PID].astype(np.int64)
-    last = np.flatnonzero(np.r_[pid[1:] != pid[:-1], True])
-    r = r[last]
+    r = last_nights(rec, day)
     z = float(stats.norm.ppf(1.0 - one_sided_alpha))
     hit = (r[:, SLOPE] <= t.rapid_decline_ml_per_year) & (
         r[:, SLOPE] + z * r[:, SE] < t.rapid_decline_ci_high_below_ml_per_year

@@ -42,6 +42,7 @@ def recordings() -> dict[float, tuple[CohortConfig, Recording]]:
             "rapid_decline_late_exponent": 0.0,
             "rapid_decline_early_exponent": 0.5,
             "rapid_decline_confidence": 0.98,
+            "rapid_decline_early_until_days": 365,  # another pivot: both judge by the same one
         },
         {"rapid_decline_confidence": 0.9, "rapid_decline_ci_high_below_ml_per_year": 0.0},
     ],

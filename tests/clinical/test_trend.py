@@ -216,20 +216,6 @@ def test_the_decision_bound_is_plain_at_the_pivot_and_widens_on_both_sides() -> 
     )
 
 
-def test_the_default_pivot_is_the_span_of_the_plain_bound() -> None:
-    from backend.clinical.trend import decision_multiplier
-
-    t = DEFAULT_THRESHOLDS
-    pivot = float(t.rapid_decline_early_until_days)
-    assert decision_multiplier(_est(-200, -80, span=pivot), t) == pytest.approx(1.0)
-    assert decision_multiplier(_est(-200, -80, span=pivot / 2), t) == pytest.approx(
-        2.0**t.rapid_decline_early_exponent
-    )
-    assert decision_multiplier(_est(-200, -80, span=2 * pivot), t) == pytest.approx(
-        2.0**t.rapid_decline_late_exponent
-    )
-
-
 def test_too_few_points_give_no_estimate() -> None:
     assert robust_slope(np.array([1.0]), np.array([2.0])) is None
     assert robust_slope(np.array([1.0, 1.0]), np.array([2.0, 2.1])) is None
